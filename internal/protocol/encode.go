@@ -1,0 +1,162 @@
+package protocol
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Delivery returns the frame that recipients of m receive: id, op, event,
+// data and intent as the sender sent them (data byte for byte), and source
+// stamped by the server. Anything the sender put in "source" is dropped.
+func (m *Message) Delivery(src Source) []byte {
+	b := make([]byte, 0, 96+len(m.Data)+len(m.rawEvent)+len(m.rawIntent))
+	b = append(b, '{')
+	if m.ID != "" {
+		b = append(b, `"id":`...)
+		b = appendRawOr(b, m.rawID, m.ID)
+		b = append(b, ',')
+	}
+	b = append(b, `"op":`...)
+	b = strconv.AppendInt(b, int64(m.Op), 10)
+	if m.Event != "" {
+		b = append(b, `,"event":`...)
+		b = appendRawOr(b, m.rawEvent, m.Event)
+	}
+	if m.Data != nil {
+		b = append(b, `,"data":`...)
+		b = append(b, m.Data...)
+	}
+	b = append(b, `,"intent":`...)
+	if m.rawIntent != nil {
+		b = append(b, m.rawIntent...)
+	} else {
+		b = appendIntent(b, m.Intent)
+	}
+	b = append(b, `,"source":{"id":`...)
+	b = appendString(b, src.ID)
+	b = append(b, `,"group":`...)
+	b = appendString(b, src.Group)
+	b = append(b, "}}"...)
+	return b
+}
+
+// IdentifiedFrame returns the server's answer to a successful IDENTIFY: the
+// new service id, the group and the heartbeat interval in milliseconds. id is
+// the IDENTIFY's own id, or "".
+func IdentifiedFrame(id, serviceID, group string, pingMillis int) []byte {
+	b := frameStart(OpIdentify, id)
+	b = append(b, `,"data":{"id":`...)
+	b = appendString(b, serviceID)
+	b = append(b, `,"group":`...)
+	b = appendString(b, group)
+	b = append(b, `,"ping":`...)
+	b = strconv.AppendInt(b, int64(pingMillis), 10)
+	return append(b, "}}"...)
+}
+
+// PongFrame returns the answer to a PING whose id was id (or "").
+func PongFrame(id string) []byte {
+	return append(frameStart(OpPong, id), '}')
+}
+
+// PingFrame returns a server PING.
+func PingFrame() []byte { return append(frameStart(OpPing, ""), '}') }
+
+// ErrorFrame returns the frame that reports e to the client: an ERROR (op 6)
+// for a non-fatal code, a DISCONNECT (op 2) for a fatal one. The frame carries
+// e.ID when it is set.
+func ErrorFrame(e *Error) []byte {
+	op := OpError
+	if e.Code.Fatal() {
+		op = OpDisconnect
+	}
+	b := frameStart(op, e.ID)
+	b = append(b, `,"data":{"code":`...)
+	b = strconv.AppendInt(b, int64(e.Code), 10)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, e.Code.Reason())
+	b = append(b, `,"message":`...)
+	b = appendString(b, e.Message)
+	return append(b, "}}"...)
+}
+
+func frameStart(op Op, id string) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"op":`...)
+	b = strconv.AppendInt(b, int64(op), 10)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendString(b, id)
+	}
+	return b
+}
+
+func appendRawOr(b []byte, raw []byte, s string) []byte {
+	if raw != nil {
+		return append(b, raw...)
+	}
+	return appendString(b, s)
+}
+
+func appendIntent(b []byte, in Intent) []byte {
+	b = append(b, `{"target":`...)
+	b = appendString(b, string(in.Target))
+	if in.Identifier != "" {
+		b = append(b, `,"identifier":`...)
+		b = appendString(b, in.Identifier)
+	}
+	return append(b, '}')
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Unlike encoding/json it leaves
+// <, > and & alone; like it, it writes invalid UTF-8 as U+FFFD and escapes
+// U+2028 and U+2029.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

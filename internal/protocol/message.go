@@ -1,0 +1,287 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// Limits of protocol v1 on envelope fields, in Unicode characters.
+const (
+	MaxIDLen         = 128 // id
+	MaxEventLen      = 128 // event
+	MaxIdentifierLen = 128 // intent.identifier
+	MaxGroupLen      = 64  // a group name
+	MaxTokenLen      = 512 // IDENTIFY data.token
+)
+
+// Target is where an EVENT or REPLY goes.
+type Target string
+
+// The intent targets of protocol v1.
+const (
+	TargetGlobal Target = "GLOBAL" // every identified connection
+	TargetGroup  Target = "GROUP"  // every identified connection of a group
+	TargetDirect Target = "DIRECT" // the one connection of a service id
+)
+
+// Intent is the "intent" object of an EVENT or REPLY.
+type Intent struct {
+	Target Target `json:"target"`
+	// Identifier is a group name for GROUP, a service id for DIRECT, and
+	// empty for GLOBAL.
+	Identifier string `json:"identifier,omitempty"`
+}
+
+// Source is the "source" object the server stamps on every delivered EVENT
+// and REPLY: the sender's service id and group.
+type Source struct {
+	ID    string `json:"id"`
+	Group string `json:"group"`
+}
+
+// Message is a parsed and validated client message.
+type Message struct {
+	Op Op
+	// ID is the message id, or "" when the message had none.
+	ID string
+	// Event is the event name, or "" when absent.
+	Event string
+	// Data is the "data" value exactly as sent, or nil when absent.
+	Data json.RawMessage
+	// Intent is set for EVENT and REPLY.
+	Intent Intent
+
+	// The raw JSON of the fields passed through to recipients, so that a
+	// delivery carries them exactly as sent.
+	rawID, rawEvent, rawIntent json.RawMessage
+}
+
+// SetID replaces the message's id, as the server does when an EVENT has none.
+func (m *Message) SetID(id string) {
+	m.ID = id
+	m.rawID = nil
+}
+
+// Parse decodes and validates one client message against the rules of
+// PROTOCOL.md. On failure it returns an *Error with code INVALID_PAYLOAD or
+// UNKNOWN_OP, whose ID is the message's id when that id was valid. The
+// returned *Message is non-nil whenever the op was read, even on failure, so
+// that a caller can tell a malformed IDENTIFY from other malformed messages.
+// Parse does not check the size limit; callers do, before parsing.
+func Parse(body []byte) (*Message, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		if json.Valid(body) {
+			return nil, Errorf(CodeInvalidPayload, "message must be a JSON object")
+		}
+		return nil, Errorf(CodeInvalidPayload, "message is not valid JSON")
+	}
+	m := &Message{}
+
+	// The id first, so that every later error can name the message.
+	if raw, ok := present(fields, "id"); ok {
+		id, err := stringField(raw, "id", MaxIDLen)
+		if err != nil {
+			return nil, err
+		}
+		m.ID, m.rawID = id, raw
+	}
+	fail := func(code Code, format string, args ...any) (*Message, error) {
+		e := Errorf(code, format, args...)
+		e.ID = m.ID
+		return m, e
+	}
+
+	raw, ok := present(fields, "op")
+	if !ok {
+		return nil, &Error{Code: CodeInvalidPayload, Message: "op is required", ID: m.ID}
+	}
+	op, known, isInt := parseOp(raw)
+	if !isInt {
+		return nil, &Error{Code: CodeInvalidPayload, Message: "op must be an integer", ID: m.ID}
+	}
+	if !known {
+		return nil, &Error{Code: CodeUnknownOp, Message: "op " + string(raw) + " is not one of 0-5", ID: m.ID}
+	}
+	m.Op = op
+
+	if raw, ok := present(fields, "event"); ok {
+		ev, err := stringField(raw, "event", MaxEventLen)
+		if err != nil {
+			return fail(CodeInvalidPayload, "%s", err.Message)
+		}
+		m.Event, m.rawEvent = ev, raw
+	}
+	if raw, ok := fields["data"]; ok {
+		m.Data = raw // any JSON, null included, passed through as sent
+	}
+
+	if m.Op != OpEvent && m.Op != OpReply {
+		return m, nil
+	}
+	if m.Op == OpEvent && m.rawEvent == nil {
+		return fail(CodeInvalidPayload, "event is required for EVENT")
+	}
+	raw, ok = present(fields, "intent")
+	if !ok {
+		return fail(CodeInvalidPayload, "intent is required for %s", m.Op)
+	}
+	intent, err := parseIntent(raw)
+	if err != nil {
+		return fail(CodeInvalidPayload, "%s", err.Message)
+	}
+	m.Intent, m.rawIntent = intent, raw
+	return m, nil
+}
+
+// present returns the raw value of a field that is present and not null.
+func present(fields map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	raw, ok := fields[name]
+	if !ok || bytes.Equal(raw, []byte("null")) {
+		return nil, false
+	}
+	return raw, true
+}
+
+// stringField decodes raw as a JSON string of 1 to max characters.
+func stringField(raw json.RawMessage, name string, max int) (string, *Error) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", Errorf(CodeInvalidPayload, "%s must be a string", name)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", Errorf(CodeInvalidPayload, "%s must be a string", name)
+	}
+	if n := utf8.RuneCountInString(s); n < 1 || n > max {
+		return "", Errorf(CodeInvalidPayload, "%s must be 1 to %d characters, got %d", name, max, n)
+	}
+	return s, nil
+}
+
+// parseOp reads an op: isInt is false unless raw is a JSON integer written
+// without fraction or exponent; known is true for the ops a client may send.
+func parseOp(raw json.RawMessage) (op Op, known, isInt bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false, false
+		}
+	}
+	if len(raw) > 2 { // anything longer than "-9" or "99" is not an op
+		return 0, false, true
+	}
+	n := 0
+	for _, c := range digits {
+		n = n*10 + int(c-'0')
+	}
+	if raw[0] == '-' {
+		n = -n
+	}
+	return Op(n), clientOp(Op(n)), true
+}
+
+// parseIntent decodes and validates an intent object.
+func parseIntent(raw json.RawMessage) (Intent, *Error) {
+	if raw[0] != '{' {
+		return Intent{}, Errorf(CodeInvalidPayload, "intent must be an object")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return Intent{}, Errorf(CodeInvalidPayload, "intent must be an object")
+	}
+	rawTarget, ok := present(fields, "target")
+	if !ok {
+		return Intent{}, Errorf(CodeInvalidPayload, "intent.target is required")
+	}
+	var target string
+	if rawTarget[0] != '"' || json.Unmarshal(rawTarget, &target) != nil {
+		return Intent{}, Errorf(CodeInvalidPayload, "intent.target must be a string")
+	}
+	in := Intent{Target: Target(target)}
+	switch in.Target {
+	case TargetGlobal:
+		return in, nil // identifier is ignored
+	case TargetGroup, TargetDirect:
+	default:
+		return Intent{}, Errorf(CodeInvalidPayload, "intent.target must be GLOBAL, GROUP or DIRECT, got %q", target)
+	}
+	rawID, ok := present(fields, "identifier")
+	if !ok {
+		return Intent{}, Errorf(CodeInvalidPayload, "intent.identifier is required for %s", target)
+	}
+	id, err := stringField(rawID, "intent.identifier", MaxIdentifierLen)
+	if err != nil {
+		return Intent{}, err
+	}
+	in.Identifier = id
+	return in, nil
+}
+
+// Identify is the data of a client IDENTIFY.
+type Identify struct {
+	Token string
+	Group string
+}
+
+// ParseIdentify validates the data of a client IDENTIFY. Every failure is an
+// *Error with code IDENTIFY_FAILED, which is fatal.
+func ParseIdentify(data json.RawMessage) (Identify, error) {
+	fail := func(format string, args ...any) (Identify, error) {
+		return Identify{}, Errorf(CodeIdentifyFailed, format, args...)
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return fail("IDENTIFY data must be an object with token and group")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fail("IDENTIFY data must be an object with token and group")
+	}
+	var id Identify
+	raw, ok := present(fields, "token")
+	if !ok {
+		return fail("token is required")
+	}
+	tok, err := stringField(raw, "token", MaxTokenLen)
+	if err != nil {
+		return fail("%s", err.Message)
+	}
+	id.Token = tok
+	raw, ok = present(fields, "group")
+	if !ok {
+		return fail("group is required")
+	}
+	group, err := stringField(raw, "group", MaxGroupLen)
+	if err != nil {
+		return fail("%s", err.Message)
+	}
+	if !ValidGroup(group) {
+		return fail("group must be 1 to %d characters of A-Z a-z 0-9 . _ : -", MaxGroupLen)
+	}
+	id.Group = group
+	return id, nil
+}
+
+// ValidGroup reports whether name is a valid group name: 1 to 64 characters
+// of A-Z a-z 0-9 . _ : -.
+func ValidGroup(name string) bool {
+	if len(name) < 1 || len(name) > MaxGroupLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

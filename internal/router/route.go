@@ -1,0 +1,135 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mastersocket/mastersocket/internal/protocol"
+)
+
+// route delivers an EVENT or REPLY to its intent's targets, never to the
+// sender itself.
+func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([]byte, error) {
+	id, err := r.identity(ctx, req.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	if id == nil {
+		return errorFrame(protocol.CodeUnauthorized, m.ID, "IDENTIFY before sending %s", m.Op), nil
+	}
+	if m.Op == protocol.OpEvent && m.ID == "" {
+		m.SetID(r.cfg.NewServiceID())
+	}
+	frame := m.Delivery(protocol.Source{ID: id.ServiceID, Group: id.Group})
+
+	switch m.Intent.Target {
+	case protocol.TargetDirect:
+		return r.direct(ctx, req.ConnectionID, m, frame)
+	case protocol.TargetGroup:
+		return nil, r.fanOut(ctx, req.ConnectionID, frame, func(fn func([]Member) error) error {
+			return r.store.GroupMembers(ctx, m.Intent.Identifier, fn)
+		})
+	default: // GLOBAL
+		return nil, r.fanOut(ctx, req.ConnectionID, frame, func(fn func([]Member) error) error {
+			return r.store.AllMembers(ctx, fn)
+		})
+	}
+}
+
+// direct delivers frame to the one connection of a service id.
+func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, frame []byte) ([]byte, error) {
+	serviceID := m.Intent.Identifier
+	notFound := func() ([]byte, error) {
+		return errorFrame(protocol.CodeTargetNotFound, m.ID, "service %q is not connected", serviceID), nil
+	}
+	to, ok := r.services.Get(serviceID)
+	if !ok {
+		var err error
+		to, err = r.store.ServiceConnection(ctx, serviceID)
+		if errors.Is(err, ErrNotFound) {
+			return notFound()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up service %s: %w", serviceID, err)
+		}
+		r.services.Add(serviceID, to)
+	}
+	if to == from {
+		return nil, nil // the sender never receives its own message
+	}
+	err := r.sender.Send(ctx, to, frame)
+	if errors.Is(err, ErrGone) {
+		r.forgetGone(ctx, to)
+		return notFound()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deliver to %s: %w", to, err)
+	}
+	return nil, nil
+}
+
+// fanOut delivers frame to every member that list yields, except the sender,
+// with at most cfg.FanOut deliveries in flight. Gone recipients are removed.
+// Delivery is at most once: failures are logged, and fanOut returns an error
+// only when listing the members failed or every delivery failed.
+func (r *Router) fanOut(ctx context.Context, from string, frame []byte, list func(func([]Member) error) error) error {
+	var (
+		wg                       sync.WaitGroup
+		slots                    = make(chan struct{}, r.cfg.FanOut)
+		recipients, gone, failed atomic.Int64
+		firstErr                 error
+		errOnce                  sync.Once
+	)
+	deliver := func(to string) {
+		defer func() {
+			if p := recover(); p != nil {
+				failed.Add(1)
+				errOnce.Do(func() { firstErr = fmt.Errorf("panic delivering to %s: %v", to, p) })
+			}
+			<-slots
+			wg.Done()
+		}()
+		err := r.sender.Send(ctx, to, frame)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrGone):
+			gone.Add(1)
+			r.forgetGone(ctx, to)
+		default:
+			failed.Add(1)
+			errOnce.Do(func() { firstErr = err })
+		}
+	}
+	listErr := list(func(page []Member) error {
+		for _, mem := range page {
+			if mem.ConnectionID == from {
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			recipients.Add(1)
+			wg.Add(1)
+			go deliver(mem.ConnectionID)
+		}
+		return nil
+	})
+	wg.Wait()
+	r.log.Debug("fan-out done", "recipients", recipients.Load(), "gone", gone.Load(), "failed", failed.Load())
+
+	if n := failed.Load(); n > 0 {
+		r.log.Warn("deliveries failed", "failed", n, "recipients", recipients.Load(), "err", firstErr)
+		if n == recipients.Load() && listErr == nil {
+			return fmt.Errorf("all %d deliveries failed: %w", n, firstErr)
+		}
+	}
+	if listErr != nil {
+		return fmt.Errorf("list recipients: %w", listErr)
+	}
+	return nil
+}

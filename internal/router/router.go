@@ -1,0 +1,345 @@
+// Package router is the routing engine of mastersocket: it accepts
+// connections, authenticates IDENTIFY, routes EVENT and REPLY to GLOBAL, GROUP
+// and DIRECT targets, answers PING and cleans up on disconnect, following
+// PROTOCOL.md. It knows nothing of AWS: it declares the Store and the Sender
+// it needs, and the adapters (DynamoDB, memory, the @connections API, the
+// local gateway) implement them.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mastersocket/mastersocket/internal/lru"
+	"github.com/mastersocket/mastersocket/internal/protocol"
+	"github.com/mastersocket/mastersocket/internal/token"
+)
+
+// Limits and defaults of Config.
+const (
+	DefaultMaxMessageBytes = 32 << 10 // API Gateway's frame size
+	MaxMessageBytesLimit   = 128 << 10
+	DefaultPingInterval    = 30 * time.Second
+	DefaultFanOut          = 64
+	// DefaultItemTTL outlives API Gateway's 2 h connection lifetime by 10
+	// minutes, so a missed $disconnect never leaves a mapping for ever.
+	DefaultItemTTL   = 2*time.Hour + 10*time.Minute
+	DefaultCacheSize = 10000
+)
+
+// Config tunes a Router. The zero value of each field means its default.
+type Config struct {
+	// MaxMessageBytes is the largest message accepted; larger ones get
+	// MESSAGE_TOO_BIG and are dropped. Default 32768, at most 131072.
+	MaxMessageBytes int
+	// PingInterval is the heartbeat interval announced to identified
+	// clients. Default 30s.
+	PingInterval time.Duration
+	// FanOut bounds the deliveries (and clean-ups of gone recipients) in
+	// flight for one GROUP or GLOBAL message. Default 64.
+	FanOut int
+	// ItemTTL is how long after connecting the registry may forget a
+	// connection on its own. Default 2h10m.
+	ItemTTL time.Duration
+	// CacheSize bounds each of the two caches of identities that never
+	// change: connection → sender identity, and service id → connection.
+	// Default 10000; negative disables caching.
+	CacheSize int
+	// Logger receives faults and failed deliveries. Default slog.Default().
+	Logger *slog.Logger
+	// NewServiceID returns a fresh service id. Default: a random UUID v4.
+	NewServiceID func() string
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.MaxMessageBytes == 0:
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	case c.MaxMessageBytes < 0 || c.MaxMessageBytes > MaxMessageBytesLimit:
+		return c, fmt.Errorf("max message bytes %d: want 1 to %d", c.MaxMessageBytes, MaxMessageBytesLimit)
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	} else if c.PingInterval < time.Millisecond {
+		return c, fmt.Errorf("ping interval %v: want at least 1ms", c.PingInterval)
+	}
+	if c.FanOut == 0 {
+		c.FanOut = DefaultFanOut
+	} else if c.FanOut < 0 {
+		return c, fmt.Errorf("fan-out %d: want at least 1", c.FanOut)
+	}
+	if c.ItemTTL == 0 {
+		c.ItemTTL = DefaultItemTTL
+	} else if c.ItemTTL < 0 {
+		return c, fmt.Errorf("item TTL %v: want a positive duration", c.ItemTTL)
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.NewServiceID == nil {
+		c.NewServiceID = uuid.NewString
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// Router routes the messages of every connection of one gateway. It is safe
+// for concurrent use, as the gateway invokes it concurrently.
+type Router struct {
+	store  Store
+	sender Sender
+	cfg    Config
+	log    *slog.Logger
+
+	identities *lru.Cache[string, Identity] // connection id → its identity
+	services   *lru.Cache[string, string]   // service id → connection id
+}
+
+// New returns a Router over store and sender, or an error if cfg is invalid.
+func New(store Store, sender Sender, cfg Config) (*Router, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("router config: %w", err)
+	}
+	return &Router{
+		store:      store,
+		sender:     sender,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		identities: lru.New[string, Identity](cfg.CacheSize),
+		services:   lru.New[string, string](cfg.CacheSize),
+	}, nil
+}
+
+// Config returns the router's configuration with defaults filled in.
+func (r *Router) Config() Config { return r.cfg }
+
+// Connect records a new connection. The gateway must not let the connection
+// send anything before Connect has returned. An error means the registry is
+// unreachable and the connection should be refused.
+func (r *Router) Connect(ctx context.Context, c Connection) error {
+	c.Identity = nil
+	c.ExpiresAt = c.ConnectedAt.Add(r.cfg.ItemTTL)
+	if err := r.store.AddConnection(ctx, c); err != nil {
+		return fmt.Errorf("record connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Disconnect forgets a connection that has closed, with every mapping to it.
+// It is idempotent.
+func (r *Router) Disconnect(ctx context.Context, connID string) error {
+	r.forgetCached(connID)
+	if err := r.store.RemoveConnection(ctx, connID); err != nil {
+		return fmt.Errorf("remove connection %s: %w", connID, err)
+	}
+	return nil
+}
+
+// Request is one message received on a connection.
+type Request struct {
+	ConnectionID string
+	// ConnectedAt is when the connection was opened, as the gateway reports
+	// it with every message.
+	ConnectedAt time.Time
+	Body        []byte
+}
+
+// Handle processes one message. It returns the frame to send back to the
+// sender itself (an IDENTIFY answer, a PONG or an ERROR), or nil when there
+// is none; the gateway sends it as the route response. Expected failures
+// (bad input, unknown targets) are answered with an ERROR frame and a nil
+// error; an error means a dependency (the registry, the gateway) failed.
+func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err error) {
+	var msgID string
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("panic while handling a message", "connection", req.ConnectionID,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			reply, err = protocol.ErrorFrame(&protocol.Error{
+				Code: protocol.CodeUnknownError, Message: "internal error", ID: msgID}), nil
+		}
+	}()
+
+	if len(req.Body) > r.cfg.MaxMessageBytes {
+		return errorFrame(protocol.CodeMessageTooBig, "",
+			"message of %d bytes is over the limit of %d bytes", len(req.Body), r.cfg.MaxMessageBytes), nil
+	}
+	m, err := protocol.Parse(req.Body)
+	if m != nil {
+		msgID = m.ID
+	}
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		if m != nil && m.Op == protocol.OpIdentify {
+			pe.Code = protocol.CodeIdentifyFailed
+			return r.identifyFailed(ctx, req, pe)
+		}
+		return protocol.ErrorFrame(pe), nil
+	}
+
+	switch m.Op {
+	case protocol.OpPing:
+		return protocol.PongFrame(m.ID), nil
+	case protocol.OpPong:
+		return nil, nil
+	case protocol.OpIdentify:
+		return r.identify(ctx, req, m)
+	case protocol.OpDisconnect:
+		return nil, r.clientDisconnect(ctx, req.ConnectionID)
+	default: // EVENT, REPLY
+		return r.route(ctx, req, m)
+	}
+}
+
+func errorFrame(code protocol.Code, id, format string, args ...any) []byte {
+	e := protocol.Errorf(code, format, args...)
+	e.ID = id
+	return protocol.ErrorFrame(e)
+}
+
+// identify handles a well-formed IDENTIFY envelope.
+func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message) ([]byte, error) {
+	if _, ok := r.identities.Get(req.ConnectionID); ok {
+		return errorFrame(protocol.CodeAlreadyIdentified, m.ID, "this connection has already identified"), nil
+	}
+	idf, err := protocol.ParseIdentify(m.Data)
+	if err == nil {
+		err = r.checkToken(ctx, idf)
+	}
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		pe.ID = m.ID
+		return r.identifyFailed(ctx, req, pe)
+	}
+
+	now := r.cfg.Now()
+	c := Connection{
+		ID:          req.ConnectionID,
+		ConnectedAt: req.ConnectedAt,
+		ExpiresAt:   req.ConnectedAt.Add(r.cfg.ItemTTL),
+		Identity:    &Identity{ServiceID: r.cfg.NewServiceID(), Group: idf.Group, IdentifiedAt: now},
+	}
+	switch err := r.store.Identify(ctx, c); {
+	case errors.Is(err, ErrAlreadyIdentified):
+		return errorFrame(protocol.CodeAlreadyIdentified, m.ID, "this connection has already identified"), nil
+	case errors.Is(err, ErrNotFound):
+		return r.identifyFailed(ctx, req, &protocol.Error{
+			Code: protocol.CodeIdentifyFailed, Message: "connection is not registered", ID: m.ID})
+	case err != nil:
+		return nil, fmt.Errorf("identify connection %s: %w", req.ConnectionID, err)
+	}
+	r.identities.Add(c.ID, *c.Identity)
+	r.services.Add(c.Identity.ServiceID, c.ID)
+	return protocol.IdentifiedFrame(m.ID, c.Identity.ServiceID, c.Identity.Group,
+		int(r.cfg.PingInterval/time.Millisecond)), nil
+}
+
+// checkToken returns an IDENTIFY_FAILED *protocol.Error unless the token
+// exists, has not expired and allows the group.
+func (r *Router) checkToken(ctx context.Context, idf protocol.Identify) error {
+	h := token.HashOf(idf.Token)
+	t, err := r.store.Token(ctx, h)
+	if errors.Is(err, ErrNotFound) || (err == nil && !t.Matches(h)) {
+		return protocol.Errorf(protocol.CodeIdentifyFailed, "invalid token")
+	}
+	if err != nil {
+		return fmt.Errorf("look up token: %w", err)
+	}
+	if t.Expired(r.cfg.Now()) {
+		return protocol.Errorf(protocol.CodeIdentifyFailed, "token has expired")
+	}
+	if !t.Allows(idf.Group) {
+		return protocol.Errorf(protocol.CodeIdentifyFailed, "token does not allow group %q", idf.Group)
+	}
+	return nil
+}
+
+// identifyFailed answers a failed IDENTIFY: ALREADY_IDENTIFIED if the
+// connection has identified before (a second IDENTIFY never costs a good
+// connection its life), otherwise the fatal IDENTIFY_FAILED.
+func (r *Router) identifyFailed(ctx context.Context, req Request, pe *protocol.Error) ([]byte, error) {
+	id, err := r.identity(ctx, req.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	if id != nil {
+		return errorFrame(protocol.CodeAlreadyIdentified, pe.ID, "this connection has already identified"), nil
+	}
+	return nil, r.closeWith(ctx, req.ConnectionID, pe)
+}
+
+// closeWith ends a connection for a fatal error: the DISCONNECT frame is
+// posted first, so that it arrives, then the connection is closed.
+func (r *Router) closeWith(ctx context.Context, connID string, pe *protocol.Error) error {
+	if err := r.sender.Send(ctx, connID, protocol.ErrorFrame(pe)); err != nil && !errors.Is(err, ErrGone) {
+		return fmt.Errorf("send DISCONNECT to %s: %w", connID, err)
+	}
+	if err := r.sender.Close(ctx, connID); err != nil {
+		return fmt.Errorf("close %s: %w", connID, err)
+	}
+	return nil
+}
+
+// clientDisconnect forgets the connection, then closes it.
+func (r *Router) clientDisconnect(ctx context.Context, connID string) error {
+	if err := r.Disconnect(ctx, connID); err != nil {
+		return err
+	}
+	if err := r.sender.Close(ctx, connID); err != nil {
+		return fmt.Errorf("close %s: %w", connID, err)
+	}
+	return nil
+}
+
+// identity returns the identity of a connection, or nil if it has not
+// identified. Identities are cached, as they never change.
+func (r *Router) identity(ctx context.Context, connID string) (*Identity, error) {
+	if id, ok := r.identities.Get(connID); ok {
+		return &id, nil
+	}
+	c, err := r.store.Connection(ctx, connID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up connection %s: %w", connID, err)
+	}
+	if c.Identity != nil {
+		r.identities.Add(connID, *c.Identity)
+	}
+	return c.Identity, nil
+}
+
+func (r *Router) forgetCached(connID string) {
+	if id, ok := r.identities.Get(connID); ok {
+		r.services.Remove(id.ServiceID)
+	}
+	r.identities.Remove(connID)
+}
+
+// forgetGone removes a connection the gateway reported gone.
+func (r *Router) forgetGone(ctx context.Context, connID string) {
+	if err := r.Disconnect(ctx, connID); err != nil {
+		r.log.Warn("removing a gone connection failed", "connection", connID, "err", err)
+	}
+}

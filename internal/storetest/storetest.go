@@ -1,0 +1,442 @@
+// Package storetest is the contract that every registry (the in-memory store,
+// the DynamoDB store) must meet, as one suite of tests that each store's own
+// tests run against it.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/token"
+)
+
+// Store is a registry with the token administration that socketctl uses.
+type Store interface {
+	router.Store
+	PutToken(ctx context.Context, t token.Token) error
+	Tokens(ctx context.Context) ([]token.Token, error)
+	DeleteToken(ctx context.Context, h token.Hash) error
+}
+
+// Run runs the contract against fresh stores made by open, one per subtest.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Store)
+	}{
+		{"ConnectionLifecycle", testConnectionLifecycle},
+		{"IdentifyTwice", testIdentifyTwice},
+		{"IdentifyUnknownConnection", testIdentifyUnknown},
+		{"IdentifyAfterRemove", testIdentifyAfterRemove},
+		{"ConcurrentIdentify", testConcurrentIdentify},
+		{"RemoveIsIdempotent", testRemoveIdempotent},
+		{"GroupsAreSeparate", testGroupsSeparate},
+		{"GroupOf300", testGroupOf300},
+		{"AllMembers", testAllMembers},
+		{"CallbackErrorStops", testCallbackErrorStops},
+		{"ExpiredIsGone", testExpired},
+		{"Tokens", testTokens},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+// now is truncated to milliseconds, the precision stores keep.
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+func newConn() router.Connection {
+	at := now()
+	return router.Connection{
+		ID:          uuid.NewString()[:15] + "=",
+		ConnectedAt: at,
+		ExpiresAt:   at.Add(2*time.Hour + 10*time.Minute),
+		SourceIP:    "192.0.2.7",
+		UserAgent:   "storetest",
+	}
+}
+
+func identified(c router.Connection, group string) router.Connection {
+	c.Identity = &router.Identity{ServiceID: uuid.NewString(), Group: group, IdentifiedAt: now()}
+	return c
+}
+
+func add(t *testing.T, s Store, c router.Connection) {
+	t.Helper()
+	if err := s.AddConnection(t.Context(), c); err != nil {
+		t.Fatalf("AddConnection: %v", err)
+	}
+}
+
+// join records and identifies a new connection in group.
+func join(t *testing.T, s Store, group string) router.Connection {
+	t.Helper()
+	c := newConn()
+	add(t, s, c)
+	c = identified(c, group)
+	if err := s.Identify(t.Context(), c); err != nil {
+		t.Fatalf("Identify: %v", err)
+	}
+	return c
+}
+
+func collect(t *testing.T, list func(func([]router.Member) error) error) map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[string]string{}
+	err := list(func(page []router.Member) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range page {
+			if _, dup := got[m.ConnectionID]; dup {
+				return fmt.Errorf("member %s listed twice", m.ConnectionID)
+			}
+			got[m.ConnectionID] = m.ServiceID
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("listing members: %v", err)
+	}
+	return got
+}
+
+func group(t *testing.T, s Store, name string) map[string]string {
+	t.Helper()
+	return collect(t, func(fn func([]router.Member) error) error { return s.GroupMembers(t.Context(), name, fn) })
+}
+
+func all(t *testing.T, s Store) map[string]string {
+	t.Helper()
+	return collect(t, func(fn func([]router.Member) error) error { return s.AllMembers(t.Context(), fn) })
+}
+
+// wantGone checks that nothing of c is reachable any more.
+func wantGone(t *testing.T, s Store, c router.Connection) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := s.Connection(ctx, c.ID); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("Connection(%s): got %v, want ErrNotFound", c.ID, err)
+	}
+	if c.Identity == nil {
+		return
+	}
+	if _, err := s.ServiceConnection(ctx, c.Identity.ServiceID); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("ServiceConnection: got %v, want ErrNotFound", err)
+	}
+	if _, ok := group(t, s, c.Identity.Group)[c.ID]; ok {
+		t.Errorf("%s is still a member of %s", c.ID, c.Identity.Group)
+	}
+	if _, ok := all(t, s)[c.ID]; ok {
+		t.Errorf("%s is still listed by AllMembers", c.ID)
+	}
+}
+
+func testConnectionLifecycle(t *testing.T, s Store) {
+	ctx := t.Context()
+	c := newConn()
+	add(t, s, c)
+	got, err := s.Connection(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("Connection: %v", err)
+	}
+	if got.ID != c.ID || !got.ConnectedAt.Equal(c.ConnectedAt) || got.Identity != nil ||
+		got.SourceIP != c.SourceIP || got.UserAgent != c.UserAgent {
+		t.Fatalf("got %+v, want anonymous %+v", got, c)
+	}
+
+	c = identified(c, "bots")
+	if err := s.Identify(ctx, c); err != nil {
+		t.Fatalf("Identify: %v", err)
+	}
+	got, err = s.Connection(ctx, c.ID)
+	if err != nil || got.Identity == nil {
+		t.Fatalf("Connection after Identify: %+v, %v", got, err)
+	}
+	if got.Identity.ServiceID != c.Identity.ServiceID || got.Identity.Group != "bots" ||
+		!got.Identity.IdentifiedAt.Equal(c.Identity.IdentifiedAt) {
+		t.Errorf("got identity %+v, want %+v", *got.Identity, *c.Identity)
+	}
+	if to, err := s.ServiceConnection(ctx, c.Identity.ServiceID); err != nil || to != c.ID {
+		t.Errorf("ServiceConnection: got %q, %v; want %q", to, err, c.ID)
+	}
+	if m := group(t, s, "bots"); m[c.ID] != c.Identity.ServiceID || len(m) != 1 {
+		t.Errorf("group bots: got %v", m)
+	}
+	if m := all(t, s); m[c.ID] != c.Identity.ServiceID {
+		t.Errorf("AllMembers lacks %s: %v", c.ID, m)
+	}
+
+	if err := s.RemoveConnection(ctx, c.ID); err != nil {
+		t.Fatalf("RemoveConnection: %v", err)
+	}
+	wantGone(t, s, c)
+}
+
+func testIdentifyTwice(t *testing.T, s Store) {
+	c := join(t, s, "a")
+	again := identified(c, "b")
+	if err := s.Identify(t.Context(), again); !errors.Is(err, router.ErrAlreadyIdentified) {
+		t.Fatalf("second Identify: got %v, want ErrAlreadyIdentified", err)
+	}
+	got, err := s.Connection(t.Context(), c.ID)
+	if err != nil || got.Identity == nil || got.Identity.ServiceID != c.Identity.ServiceID {
+		t.Fatalf("identity changed: %+v, %v", got, err)
+	}
+	if _, err := s.ServiceConnection(t.Context(), again.Identity.ServiceID); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("the refused service id is reachable: %v", err)
+	}
+	if len(group(t, s, "b")) != 0 {
+		t.Error("the refused group has members")
+	}
+}
+
+func testIdentifyUnknown(t *testing.T, s Store) {
+	c := identified(newConn(), "g")
+	if err := s.Identify(t.Context(), c); !errors.Is(err, router.ErrNotFound) {
+		t.Fatalf("got %v, want ErrNotFound", err)
+	}
+	wantGone(t, s, c)
+}
+
+func testIdentifyAfterRemove(t *testing.T, s Store) {
+	c := newConn()
+	add(t, s, c)
+	if err := s.RemoveConnection(t.Context(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	c = identified(c, "late")
+	if err := s.Identify(t.Context(), c); !errors.Is(err, router.ErrNotFound) {
+		t.Fatalf("got %v, want ErrNotFound", err)
+	}
+	wantGone(t, s, c) // no orphaned mapping is left behind
+}
+
+func testConcurrentIdentify(t *testing.T, s Store) {
+	const n = 8
+	c := newConn()
+	add(t, s, c)
+	var (
+		wg        sync.WaitGroup
+		errs      = make([]error, n)
+		attempts  = make([]router.Connection, n)
+		successes []int
+	)
+	for i := range n {
+		attempts[i] = identified(c, fmt.Sprintf("g%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Identify(context.WithoutCancel(t.Context()), attempts[i])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			successes = append(successes, i)
+		case !errors.Is(err, router.ErrAlreadyIdentified):
+			t.Errorf("attempt %d: got %v, want nil or ErrAlreadyIdentified", i, err)
+		}
+	}
+	if len(successes) != 1 {
+		t.Fatalf("%d IDENTIFYs succeeded, want exactly 1", len(successes))
+	}
+	won := attempts[successes[0]]
+	got, err := s.Connection(t.Context(), c.ID)
+	if err != nil || got.Identity == nil || got.Identity.ServiceID != won.Identity.ServiceID {
+		t.Fatalf("got %+v, %v; want the winner's identity", got, err)
+	}
+	for i, a := range attempts {
+		_, err := s.ServiceConnection(t.Context(), a.Identity.ServiceID)
+		if reachable := err == nil; reachable != (i == successes[0]) {
+			t.Errorf("attempt %d: service reachable = %v", i, reachable)
+		}
+		if m := group(t, s, a.Identity.Group); len(m) != 0 && i != successes[0] {
+			t.Errorf("losing attempt %d left group members %v", i, m)
+		}
+	}
+	if m := all(t, s); len(m) != 1 {
+		t.Errorf("AllMembers: got %d members, want 1", len(m))
+	}
+}
+
+func testRemoveIdempotent(t *testing.T, s Store) {
+	ctx := t.Context()
+	c := join(t, s, "g")
+	for i := range 3 {
+		if err := s.RemoveConnection(ctx, c.ID); err != nil {
+			t.Fatalf("remove %d: %v", i, err)
+		}
+	}
+	if err := s.RemoveConnection(ctx, "never-seen="); err != nil {
+		t.Fatalf("removing an unknown connection: %v", err)
+	}
+	anon := newConn()
+	add(t, s, anon)
+	if err := s.RemoveConnection(ctx, anon.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, s, c)
+	wantGone(t, s, anon)
+}
+
+func testGroupsSeparate(t *testing.T, s Store) {
+	a := join(t, s, "alpha")
+	b := join(t, s, "beta")
+	anon := newConn()
+	add(t, s, anon)
+	if m := group(t, s, "alpha"); len(m) != 1 || m[a.ID] == "" {
+		t.Errorf("alpha: got %v", m)
+	}
+	if m := group(t, s, "beta"); len(m) != 1 || m[b.ID] == "" {
+		t.Errorf("beta: got %v", m)
+	}
+	if m := group(t, s, "gamma"); len(m) != 0 {
+		t.Errorf("gamma: got %v", m)
+	}
+	if _, ok := all(t, s)[anon.ID]; ok {
+		t.Error("an anonymous connection is listed by AllMembers")
+	}
+}
+
+func testGroupOf300(t *testing.T, s Store) {
+	want := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for range 300 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c := newConn()
+			err := s.AddConnection(t.Context(), c)
+			if err == nil {
+				c = identified(c, "big")
+				err = s.Identify(t.Context(), c)
+			}
+			if err != nil {
+				t.Errorf("joining big: %v", err)
+				return
+			}
+			mu.Lock()
+			want[c.ID] = c.Identity.ServiceID
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	join(t, s, "other")
+	got := group(t, s, "big")
+	if len(got) != 300 {
+		t.Fatalf("got %d members, want 300", len(got))
+	}
+	for id, svc := range want {
+		if got[id] != svc {
+			t.Fatalf("member %s: got service %q, want %q", id, got[id], svc)
+		}
+	}
+	if n := len(all(t, s)); n != 301 {
+		t.Errorf("AllMembers: got %d, want 301", n)
+	}
+}
+
+func testAllMembers(t *testing.T, s Store) {
+	var want []string
+	for i := range 40 {
+		want = append(want, join(t, s, fmt.Sprintf("g%d", i%5)).ID)
+	}
+	got := all(t, s)
+	var ids []string
+	for id := range got {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("got %d members %v, want %d %v", len(ids), ids, len(want), want)
+	}
+}
+
+func testCallbackErrorStops(t *testing.T, s Store) {
+	join(t, s, "g")
+	join(t, s, "g")
+	stop := errors.New("stop")
+	if err := s.GroupMembers(t.Context(), "g", func([]router.Member) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("GroupMembers: got %v, want the callback's error", err)
+	}
+	if err := s.AllMembers(t.Context(), func([]router.Member) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("AllMembers: got %v, want the callback's error", err)
+	}
+}
+
+func testExpired(t *testing.T, s Store) {
+	c := newConn()
+	c.ConnectedAt = c.ConnectedAt.Add(-3 * time.Hour)
+	c.ExpiresAt = c.ConnectedAt.Add(2*time.Hour + 10*time.Minute) // 50 minutes ago
+	add(t, s, c)
+	if _, err := s.Connection(t.Context(), c.ID); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("an expired connection: got %v, want ErrNotFound", err)
+	}
+	if err := s.Identify(t.Context(), identified(c, "old")); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("identifying an expired connection: got %v, want ErrNotFound", err)
+	}
+}
+
+func testTokens(t *testing.T, s Store) {
+	ctx := t.Context()
+	_, h1, _ := token.Generate()
+	_, h2, _ := token.Generate()
+	t1 := token.Token{Hash: h1, Name: "bots", Groups: []string{"bots", "workers"}, CreatedAt: now().Add(-time.Minute)}
+	t2 := token.Token{Hash: h2, Name: "admin", AllGroups: true, CreatedAt: now(), ExpiresAt: now().Add(time.Hour)}
+	for _, tok := range []token.Token{t1, t2} {
+		if err := s.PutToken(ctx, tok); err != nil {
+			t.Fatalf("PutToken: %v", err)
+		}
+	}
+	if err := s.PutToken(ctx, t1); !errors.Is(err, token.ErrExists) {
+		t.Errorf("PutToken twice: got %v, want token.ErrExists", err)
+	}
+	got, err := s.Token(ctx, h1)
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	if got.Hash != h1 || got.Name != "bots" || !slices.Equal(got.Groups, t1.Groups) || got.AllGroups ||
+		!got.CreatedAt.Equal(t1.CreatedAt) || !got.ExpiresAt.IsZero() {
+		t.Errorf("got %+v, want %+v", got, t1)
+	}
+	got, err = s.Token(ctx, h2)
+	if err != nil || !got.AllGroups || !got.ExpiresAt.Equal(t2.ExpiresAt) {
+		t.Errorf("got %+v, %v; want %+v", got, err, t2)
+	}
+	list, err := s.Tokens(ctx)
+	if err != nil || len(list) != 2 || list[0].Hash != h1 || list[1].Hash != h2 {
+		t.Fatalf("Tokens: got %+v, %v; want t1 then t2", list, err)
+	}
+	if err := s.DeleteToken(ctx, h1); err != nil {
+		t.Fatalf("DeleteToken: %v", err)
+	}
+	if _, err := s.Token(ctx, h1); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("Token after delete: got %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteToken(ctx, h1); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("DeleteToken twice: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.Token(ctx, token.HashOf("never issued")); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("unknown token: got %v, want ErrNotFound", err)
+	}
+}
