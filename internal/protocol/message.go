@@ -68,6 +68,7 @@ func (m *Message) SetID(id string) {
 // UNKNOWN_OP, whose ID is the message's id when that id was valid. The
 // returned *Message is non-nil whenever the op was read, even on failure, so
 // that a caller can tell a malformed IDENTIFY from other malformed messages.
+// A message whose op is missing, not an integer or unknown yields no message.
 // Parse does not check the size limit; callers do, before parsing.
 func Parse(body []byte) (*Message, error) {
 	var fields map[string]json.RawMessage
@@ -79,13 +80,16 @@ func Parse(body []byte) (*Message, error) {
 	}
 	m := &Message{}
 
-	// The id first, so that every later error can name the message.
+	// The id first, so that every later error can name the message; a bad
+	// id is reported once the op is known.
+	var idErr *Error
 	if raw, ok := present(fields, "id"); ok {
 		id, err := stringField(raw, "id", MaxIDLen)
 		if err != nil {
-			return nil, err
+			idErr = err
+		} else {
+			m.ID, m.rawID = id, raw
 		}
-		m.ID, m.rawID = id, raw
 	}
 	fail := func(code Code, format string, args ...any) (*Message, error) {
 		e := Errorf(code, format, args...)
@@ -105,6 +109,9 @@ func Parse(body []byte) (*Message, error) {
 		return nil, &Error{Code: CodeUnknownOp, Message: "op " + string(raw) + " is not one of 0-5", ID: m.ID}
 	}
 	m.Op = op
+	if idErr != nil {
+		return m, idErr
+	}
 
 	if raw, ok := present(fields, "event"); ok {
 		ev, err := stringField(raw, "event", MaxEventLen)

@@ -402,7 +402,7 @@ func testTokens(t *testing.T, s Store) {
 	_, h1, _ := token.Generate()
 	_, h2, _ := token.Generate()
 	t1 := token.Token{Hash: h1, Name: "bots", Groups: []string{"bots", "workers"}, CreatedAt: now().Add(-time.Minute)}
-	t2 := token.Token{Hash: h2, Name: "admin", AllGroups: true, CreatedAt: now(), ExpiresAt: now().Add(time.Hour)}
+	t2 := token.Token{Hash: h2, Name: "admin", AllGroups: true, CreatedAt: now(), ExpiresAt: now().Add(time.Hour).Truncate(time.Second)}
 	for _, tok := range []token.Token{t1, t2} {
 		if err := s.PutToken(ctx, tok); err != nil {
 			t.Fatalf("PutToken: %v", err)

@@ -1,0 +1,48 @@
+# mastersocket — the two commands a new user runs: `make run` and `make test`.
+# Everything the tests need is installed by the targets below (DynamoDB Local
+# through scripts/dynamodb-local.sh, Go tools through go.mod's tool directive).
+
+GO        ?= go
+# How `make test` prints results: testdox (one line per test), pkgname, testname, dots...
+TEST_FORMAT ?= testdox
+# Lambda build settings, as deployed: provided.al2023 on arm64.
+LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
+FUNCTIONS    := connect disconnect message
+
+.PHONY: test test-short bench fuzz lint build sam-build dynamodb-local localstack-test clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+test: ## the whole suite with -race, DynamoDB Local included (fetched once, started and stopped here)
+	scripts/dynamodb-local.sh run $(GO) tool gotestsum --format $(TEST_FORMAT) -- -race -count=1 ./...
+
+test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
+	$(GO) test -race ./...
+
+bench: ## benchmarks that print figures (DynamoDB calls per message, fan-out time)
+	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench . -benchtime 200x ./internal/...
+
+fuzz: ## fuzz the protocol parser for a minute
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/protocol/
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+build: ## the three Lambda bootstraps for linux/arm64 into build/<function>/bootstrap
+	@for f in $(FUNCTIONS); do \
+		echo "build/$$f/bootstrap"; \
+		$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o build/$$f/bootstrap ./functions/$$f || exit 1; \
+	done
+	@ls -l build/*/bootstrap
+
+sam-build: ## sam build, with the flags that `make build` uses
+	CGO_ENABLED=0 GOFLAGS="-tags=lambda.norpc" sam build
+
+dynamodb-local: ## DynamoDB Local in the foreground on port 8000
+	scripts/dynamodb-local.sh serve 8000
+
+clean: ## remove build output
+	rm -rf build .aws-sam

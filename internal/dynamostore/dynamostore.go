@@ -1,0 +1,636 @@
+// Package dynamostore is the registry of connections, services, groups and
+// tokens on one DynamoDB table (on-demand, key pk/sk, TTL on expiresAt).
+//
+// Items, all carrying expiresAt (epoch seconds) so that a missed
+// $disconnect never leaves a mapping behind for ever:
+//
+//	pk               sk             attributes
+//	CONN#<conn id>   META           connectedAt, sourceIp, userAgent; once identified: serviceId, group, shard, identifiedAt
+//	SVC#<service id> META           connId, group
+//	GROUP#<group>    CONN#<conn id> serviceId
+//	ALL#<shard>      CONN#<conn id> serviceId, group
+//	TOKEN            <sha256 hex>   name, groups, allGroups, createdAt (expiresAt only when the token expires)
+//
+// Access patterns: the identity of a connection and the connection of a
+// service are one GetItem each; a GROUP is one Query per page; GLOBAL is one
+// Query per shard, run in parallel; IDENTIFY is one TransactWriteItems; no
+// message path ever scans. Reads are strongly consistent, so that a message
+// sent right after an IDENTIFY answer reaches and is sent by the new member.
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/token"
+)
+
+// API is the part of the DynamoDB client the store calls; *dynamodb.Client
+// implements it, and tests wrap it to count calls.
+type API interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+}
+
+var _ API = (*dynamodb.Client)(nil)
+
+// DefaultShards is the number of partitions GLOBAL membership is spread over.
+const DefaultShards = 4
+
+// Config tunes a Store. Zero fields mean their documented defaults.
+type Config struct {
+	// Table is the table name; required.
+	Table string
+	// Shards is the number of ALL#<n> partitions that spread the GLOBAL
+	// membership; GLOBAL costs one Query per shard. Default 4. Raising it is
+	// safe at any time; lowering it hides the members of the dropped shards
+	// from GLOBAL until they reconnect.
+	Shards int
+	// PageSize caps the items of one Query page; zero lets DynamoDB fill
+	// pages up to 1 MB.
+	PageSize int32
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is a registry on a DynamoDB table. It is safe for concurrent use.
+type Store struct {
+	api   API
+	table *string
+	cfg   Config
+}
+
+var _ router.Store = (*Store)(nil)
+
+// New returns a store on cfg.Table through api.
+func New(api API, cfg Config) (*Store, error) {
+	if cfg.Table == "" {
+		return nil, errors.New("dynamostore: table name is required")
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = DefaultShards
+	} else if cfg.Shards < 0 {
+		return nil, fmt.Errorf("dynamostore: shards %d: want at least 1", cfg.Shards)
+	}
+	if cfg.PageSize < 0 {
+		return nil, fmt.Errorf("dynamostore: page size %d: want 0 or more", cfg.PageSize)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Store{api: api, table: aws.String(cfg.Table), cfg: cfg}, nil
+}
+
+// Attribute names and key prefixes.
+const (
+	attrPK           = "pk"
+	attrSK           = "sk"
+	attrExpiresAt    = "expiresAt"
+	attrConnectedAt  = "connectedAt"
+	attrSourceIP     = "sourceIp"
+	attrUserAgent    = "userAgent"
+	attrServiceID    = "serviceId"
+	attrGroup        = "group"
+	attrShard        = "shard"
+	attrIdentifiedAt = "identifiedAt"
+	attrConnID       = "connId"
+	attrName         = "name"
+	attrGroups       = "groups"
+	attrAllGroups    = "allGroups"
+	attrCreatedAt    = "createdAt"
+
+	skMeta     = "META"
+	connPrefix = "CONN#"
+	pkTokens   = "TOKEN"
+)
+
+func connKey(connID string) map[string]types.AttributeValue {
+	return key(connPrefix+connID, skMeta)
+}
+
+func serviceKey(serviceID string) map[string]types.AttributeValue {
+	return key("SVC#"+serviceID, skMeta)
+}
+
+func groupPK(group string) string { return "GROUP#" + group }
+
+func shardPK(shard int) string { return "ALL#" + strconv.Itoa(shard) }
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: str(pk), attrSK: str(sk)}
+}
+
+// shardOf spreads connections over the GLOBAL shards.
+func (s *Store) shardOf(connID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(connID))
+	return int(h.Sum32() % uint32(s.cfg.Shards))
+}
+
+// AddConnection records a new, anonymous connection.
+func (s *Store) AddConnection(ctx context.Context, c router.Connection) error {
+	item := connKey(c.ID)
+	item[attrConnectedAt] = millis(c.ConnectedAt)
+	item[attrExpiresAt] = seconds(c.ExpiresAt)
+	if c.SourceIP != "" {
+		item[attrSourceIP] = str(c.SourceIP)
+	}
+	if c.UserAgent != "" {
+		item[attrUserAgent] = str(c.UserAgent)
+	}
+	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: s.table, Item: item}); err != nil {
+		return fmt.Errorf("put connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Identify writes the connection's identity, its service item, its group
+// membership and its GLOBAL shard membership in one transaction, on
+// condition that the connection is recorded, live and not yet identified.
+func (s *Store) Identify(ctx context.Context, c router.Connection) error {
+	if c.Identity == nil {
+		return errors.New("identify: no identity given")
+	}
+	id := c.Identity
+	shard := s.shardOf(c.ID)
+	exp := seconds(c.ExpiresAt)
+	member := func(pk string) map[string]types.AttributeValue {
+		item := key(pk, connPrefix+c.ID)
+		item[attrServiceID] = str(id.ServiceID)
+		item[attrGroup] = str(id.Group)
+		item[attrExpiresAt] = exp
+		return item
+	}
+	svc := serviceKey(id.ServiceID)
+	svc[attrConnID] = str(c.ID)
+	svc[attrGroup] = str(id.Group)
+	svc[attrExpiresAt] = exp
+
+	in := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName:           s.table,
+			Key:                 connKey(c.ID),
+			UpdateExpression:    aws.String("SET #s = :s, #g = :g, #sh = :sh, #t = :t"),
+			ConditionExpression: aws.String("attribute_exists(#pk) AND attribute_not_exists(#s) AND #e > :now"),
+			ExpressionAttributeNames: map[string]string{ // "shard" and "group" are reserved words
+				"#pk": attrPK, "#s": attrServiceID, "#g": attrGroup, "#sh": attrShard, "#t": attrIdentifiedAt, "#e": attrExpiresAt,
+			},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":s":   str(id.ServiceID),
+				":g":   str(id.Group),
+				":sh":  num(int64(shard)),
+				":t":   millis(id.IdentifiedAt),
+				":now": seconds(s.cfg.Now()),
+			},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}},
+		{Put: &types.Put{TableName: s.table, Item: svc, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: &types.Put{TableName: s.table, Item: member(groupPK(id.Group))}},
+		{Put: &types.Put{TableName: s.table, Item: member(shardPK(shard))}},
+	}}
+
+	for attempt := 1; ; attempt++ {
+		_, err := s.api.TransactWriteItems(ctx, in)
+		if err == nil {
+			return nil
+		}
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) || len(tce.CancellationReasons) == 0 {
+			return fmt.Errorf("identify %s: %w", c.ID, err)
+		}
+		reason := tce.CancellationReasons[0]
+		switch code := aws.ToString(reason.Code); {
+		case code == "ConditionalCheckFailed":
+			return s.whyNotIdentifiable(ctx, c.ID, reason.Item)
+		case slices.ContainsFunc(tce.CancellationReasons, isConflict) && attempt < maxConflictAttempts:
+			// Another transaction (a concurrent IDENTIFY) holds the item:
+			// try again, and its outcome decides ours.
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("identify %s: %w", c.ID, err)
+		}
+	}
+}
+
+const maxConflictAttempts = 8
+
+func isConflict(r types.CancellationReason) bool {
+	return aws.ToString(r.Code) == "TransactionConflict"
+}
+
+// whyNotIdentifiable turns a failed IDENTIFY condition into ErrNotFound or
+// ErrAlreadyIdentified, from the item the condition saw when DynamoDB
+// returns it, or from a fresh read otherwise.
+func (s *Store) whyNotIdentifiable(ctx context.Context, connID string, item map[string]types.AttributeValue) error {
+	if item == nil {
+		out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: connKey(connID), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return fmt.Errorf("identify %s: read connection: %w", connID, err)
+		}
+		item = out.Item
+	}
+	if len(item) == 0 || s.expired(item) {
+		return router.ErrNotFound
+	}
+	if _, ok := item[attrServiceID]; ok {
+		return router.ErrAlreadyIdentified
+	}
+	return fmt.Errorf("identify %s: condition failed on a live, anonymous connection", connID)
+}
+
+// Connection returns a recorded, live connection, or router.ErrNotFound.
+func (s *Store) Connection(ctx context.Context, connID string) (router.Connection, error) {
+	item, err := s.getConn(ctx, connID)
+	if err != nil {
+		return router.Connection{}, err
+	}
+	return connFrom(connID, item), nil
+}
+
+func (s *Store) getConn(ctx context.Context, connID string) (map[string]types.AttributeValue, error) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: connKey(connID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("get connection %s: %w", connID, err)
+	}
+	if len(out.Item) == 0 || s.expired(out.Item) {
+		return nil, router.ErrNotFound
+	}
+	return out.Item, nil
+}
+
+func connFrom(connID string, item map[string]types.AttributeValue) router.Connection {
+	c := router.Connection{
+		ID:          connID,
+		ConnectedAt: timeMillis(item[attrConnectedAt]),
+		ExpiresAt:   timeSeconds(item[attrExpiresAt]),
+		SourceIP:    strOf(item[attrSourceIP]),
+		UserAgent:   strOf(item[attrUserAgent]),
+	}
+	if sid := strOf(item[attrServiceID]); sid != "" {
+		c.Identity = &router.Identity{
+			ServiceID:    sid,
+			Group:        strOf(item[attrGroup]),
+			IdentifiedAt: timeMillis(item[attrIdentifiedAt]),
+		}
+	}
+	return c
+}
+
+// ServiceConnection returns the connection id of a live service, or
+// router.ErrNotFound.
+func (s *Store) ServiceConnection(ctx context.Context, serviceID string) (string, error) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:            s.table,
+		Key:                  serviceKey(serviceID),
+		ConsistentRead:       aws.Bool(true),
+		ProjectionExpression: aws.String("connId, expiresAt"),
+	})
+	if err != nil {
+		return "", fmt.Errorf("get service %s: %w", serviceID, err)
+	}
+	if len(out.Item) == 0 || s.expired(out.Item) {
+		return "", router.ErrNotFound
+	}
+	return strOf(out.Item[attrConnID]), nil
+}
+
+// GroupMembers calls fn with each page of the group's live members: one
+// Query per page.
+func (s *Store) GroupMembers(ctx context.Context, group string, fn func([]router.Member) error) error {
+	return s.members(ctx, groupPK(group), fn)
+}
+
+// AllMembers calls fn with each page of every live identified connection,
+// querying the GLOBAL shards in parallel; fn is called from one goroutine
+// per shard. The first error stops the other shards.
+func (s *Store) AllMembers(ctx context.Context, fn func([]router.Member) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for shard := range s.cfg.Shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.members(ctx, shardPK(shard), fn); err != nil {
+				once.Do(func() { first = err; cancel(err) })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// members queries one membership partition page by page.
+func (s *Store) members(ctx context.Context, pk string, fn func([]router.Member) error) error {
+	in := &dynamodb.QueryInput{
+		TableName:                 s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		ProjectionExpression:      aws.String("sk, serviceId, expiresAt"),
+		ConsistentRead:            aws.Bool(true),
+	}
+	if s.cfg.PageSize > 0 {
+		in.Limit = aws.Int32(s.cfg.PageSize)
+	}
+	for {
+		out, err := s.api.Query(ctx, in)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", pk, err)
+		}
+		page := make([]router.Member, 0, len(out.Items))
+		for _, item := range out.Items {
+			if s.expired(item) {
+				continue
+			}
+			page = append(page, router.Member{
+				ConnectionID: strings.TrimPrefix(strOf(item[attrSK]), connPrefix),
+				ServiceID:    strOf(item[attrServiceID]),
+			})
+		}
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
+				return err
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// RemoveConnection deletes a connection's service, group and shard items,
+// then the connection item itself, on condition that it has not been
+// identified meanwhile. The connection item goes last so that a removal cut
+// short is finished by the next one: nothing is ever left unreachable.
+func (s *Store) RemoveConnection(ctx context.Context, connID string) error {
+	for attempt := 1; ; attempt++ {
+		item, err := s.getConnAny(ctx, connID)
+		if err != nil || item == nil {
+			return err
+		}
+		cond := aws.String("attribute_not_exists(serviceId)")
+		var values map[string]types.AttributeValue
+		if sid := strOf(item[attrServiceID]); sid != "" {
+			if err := s.deleteMappings(ctx, connID, item); err != nil {
+				return err
+			}
+			cond = aws.String("serviceId = :s")
+			values = map[string]types.AttributeValue{":s": str(sid)}
+		}
+		_, err = s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: s.table, Key: connKey(connID),
+			ConditionExpression: cond, ExpressionAttributeValues: values,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ccf) && attempt < maxConflictAttempts:
+			continue // identified or removed meanwhile: look again
+		default:
+			return fmt.Errorf("delete connection %s: %w", connID, err)
+		}
+	}
+}
+
+// getConnAny reads a connection item, expired or not; nil if there is none.
+func (s *Store) getConnAny(ctx context.Context, connID string) (map[string]types.AttributeValue, error) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: connKey(connID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("get connection %s: %w", connID, err)
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return out.Item, nil
+}
+
+// deleteMappings deletes the service, group and shard items of an
+// identified connection in one BatchWriteItem, retrying unprocessed items.
+func (s *Store) deleteMappings(ctx context.Context, connID string, item map[string]types.AttributeValue) error {
+	del := func(k map[string]types.AttributeValue) types.WriteRequest {
+		return types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}}
+	}
+	shard, _ := strconv.Atoi(numOf(item[attrShard]))
+	requests := map[string][]types.WriteRequest{*s.table: {
+		del(serviceKey(strOf(item[attrServiceID]))),
+		del(key(groupPK(strOf(item[attrGroup])), connPrefix+connID)),
+		del(key(shardPK(shard), connPrefix+connID)),
+	}}
+	for attempt := 1; len(requests) > 0; attempt++ {
+		out, err := s.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: requests})
+		if err != nil {
+			return fmt.Errorf("delete mappings of %s: %w", connID, err)
+		}
+		requests = out.UnprocessedItems
+		if len(requests) > 0 {
+			if attempt >= maxConflictAttempts {
+				return fmt.Errorf("delete mappings of %s: items still unprocessed after %d attempts", connID, attempt)
+			}
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Token returns the stored token whose hash is h, or router.ErrNotFound.
+func (s *Store) Token(ctx context.Context, h token.Hash) (token.Token, error) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: key(pkTokens, h.String()), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return token.Token{}, fmt.Errorf("get token %s: %w", h.ID(), err)
+	}
+	if len(out.Item) == 0 {
+		return token.Token{}, router.ErrNotFound
+	}
+	return tokenFrom(out.Item)
+}
+
+// PutToken stores a new token; it returns token.ErrExists if its hash is
+// stored already. A token with an expiry carries expiresAt, so that
+// DynamoDB's TTL removes it some time after it has stopped working.
+func (s *Store) PutToken(ctx context.Context, t token.Token) error {
+	item := key(pkTokens, t.Hash.String())
+	item[attrName] = str(t.Name)
+	groups := make([]types.AttributeValue, len(t.Groups))
+	for i, g := range t.Groups {
+		groups[i] = str(g)
+	}
+	item[attrGroups] = &types.AttributeValueMemberL{Value: groups}
+	item[attrAllGroups] = &types.AttributeValueMemberBOOL{Value: t.AllGroups}
+	item[attrCreatedAt] = millis(t.CreatedAt)
+	if !t.ExpiresAt.IsZero() {
+		item[attrExpiresAt] = seconds(t.ExpiresAt)
+	}
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return token.ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("put token %s: %w", t.Hash.ID(), err)
+	}
+	return nil
+}
+
+// Tokens returns every stored token, oldest first.
+func (s *Store) Tokens(ctx context.Context) ([]token.Token, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pkTokens)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var out []token.Token
+	for {
+		page, err := s.api.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("query tokens: %w", err)
+		}
+		for _, item := range page.Items {
+			t, err := tokenFrom(item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, t)
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	slices.SortStableFunc(out, func(a, b token.Token) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+// DeleteToken removes a token; it returns router.ErrNotFound if there is none.
+func (s *Store) DeleteToken(ctx context.Context, h token.Hash) error {
+	_, err := s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: s.table, Key: key(pkTokens, h.String()), ConditionExpression: aws.String("attribute_exists(pk)"),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return router.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete token %s: %w", h.ID(), err)
+	}
+	return nil
+}
+
+func tokenFrom(item map[string]types.AttributeValue) (token.Token, error) {
+	h, err := token.ParseHash(strOf(item[attrSK]))
+	if err != nil {
+		return token.Token{}, fmt.Errorf("stored token: %w", err)
+	}
+	t := token.Token{
+		Hash:      h,
+		Name:      strOf(item[attrName]),
+		CreatedAt: timeMillis(item[attrCreatedAt]),
+	}
+	if l, ok := item[attrGroups].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			t.Groups = append(t.Groups, strOf(v))
+		}
+	}
+	if b, ok := item[attrAllGroups].(*types.AttributeValueMemberBOOL); ok {
+		t.AllGroups = b.Value
+	}
+	if _, ok := item[attrExpiresAt]; ok {
+		t.ExpiresAt = timeSeconds(item[attrExpiresAt])
+	}
+	return t, nil
+}
+
+// expired reports whether an item's expiresAt has passed: DynamoDB's TTL
+// deletes expired items only eventually, so reads must skip them.
+func (s *Store) expired(item map[string]types.AttributeValue) bool {
+	n := numOf(item[attrExpiresAt])
+	if n == "" {
+		return false
+	}
+	exp, err := strconv.ParseInt(n, 10, 64)
+	return err == nil && exp <= s.cfg.Now().Unix()
+}
+
+func backoff(attempt int) time.Duration {
+	base := 10 * time.Millisecond << min(attempt, 5)
+	return base/2 + rand.N(base/2)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func millis(t time.Time) types.AttributeValue { return num(t.UnixMilli()) }
+
+// seconds is the epoch-seconds form that DynamoDB's TTL reads.
+func seconds(t time.Time) types.AttributeValue { return num(t.Unix()) }
+
+func strOf(v types.AttributeValue) string {
+	if s, ok := v.(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
+
+func numOf(v types.AttributeValue) string {
+	if n, ok := v.(*types.AttributeValueMemberN); ok {
+		return n.Value
+	}
+	return ""
+}
+
+func timeMillis(v types.AttributeValue) time.Time {
+	n, err := strconv.ParseInt(numOf(v), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+func timeSeconds(v types.AttributeValue) time.Time {
+	n, err := strconv.ParseInt(numOf(v), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
+}

@@ -1,0 +1,125 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mastersocket/mastersocket/internal/dynamostore"
+	"github.com/mastersocket/mastersocket/internal/mgmtapi"
+	"github.com/mastersocket/mastersocket/internal/router"
+)
+
+// Settings are the functions' settings. The mains read them from the
+// environment with SettingsFromEnv; a zero field means its default.
+type Settings struct {
+	// Table is the DynamoDB table (TABLE_NAME); required on AWS.
+	Table string
+	// ManagementEndpoint is the @connections API endpoint with its stage
+	// (MANAGEMENT_ENDPOINT). Default: https://{domainName}/{stage} of each
+	// request.
+	ManagementEndpoint string
+	// MaxMessageBytes is the message size limit (MAX_MESSAGE_BYTES);
+	// default 32768, at most 131072.
+	MaxMessageBytes int
+	// PingInterval is the heartbeat interval announced to clients
+	// (PING_INTERVAL_MS); default 30000 ms.
+	PingInterval time.Duration
+	// FanOut bounds the deliveries in flight per message, and sizes the
+	// HTTP idle pool to the management API (FANOUT_LIMIT); default 64.
+	FanOut int
+	// Shards is the number of GLOBAL partitions (SHARD_COUNT); default 4.
+	Shards int
+	// CacheSize bounds the identity caches of a warm container
+	// (CACHE_SIZE); default 10000, negative disables them.
+	CacheSize int
+	// ItemTTL is how long after connecting the table may forget a
+	// connection (ITEM_TTL_SECONDS); default 7800 (2 h 10 min).
+	ItemTTL time.Duration
+	// SendMaxAttempts is the number of attempts of one PostToConnection,
+	// retrying 429 with backoff (SEND_MAX_ATTEMPTS); default 5.
+	SendMaxAttempts int
+	// LogLevel is debug, info, warn or error (LOG_LEVEL); default info.
+	LogLevel slog.Level
+}
+
+// Names of the environment variables that SettingsFromEnv reads.
+const (
+	EnvTable              = "TABLE_NAME"
+	EnvManagementEndpoint = "MANAGEMENT_ENDPOINT"
+	EnvMaxMessageBytes    = "MAX_MESSAGE_BYTES"
+	EnvPingIntervalMillis = "PING_INTERVAL_MS"
+	EnvFanOut             = "FANOUT_LIMIT"
+	EnvShards             = "SHARD_COUNT"
+	EnvCacheSize          = "CACHE_SIZE"
+	EnvItemTTLSeconds     = "ITEM_TTL_SECONDS"
+	EnvSendMaxAttempts    = "SEND_MAX_ATTEMPTS"
+	EnvLogLevel           = "LOG_LEVEL"
+)
+
+// SettingsFromEnv reads Settings through getenv (os.Getenv in the mains).
+// Unset or empty variables keep their defaults; a malformed or out-of-range
+// value is an error that names the variable.
+func SettingsFromEnv(getenv func(string) string) (Settings, error) {
+	s := Settings{
+		Table:              strings.TrimSpace(getenv(EnvTable)),
+		ManagementEndpoint: strings.TrimSpace(getenv(EnvManagementEndpoint)),
+	}
+	var errs []error
+	intVar := func(name string, min, max int) int {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			errs = append(errs, fmt.Errorf("%s=%q: want an integer from %d to %d", name, v, min, max))
+			return 0
+		}
+		return n
+	}
+	s.MaxMessageBytes = intVar(EnvMaxMessageBytes, 1, router.MaxMessageBytesLimit)
+	s.PingInterval = time.Duration(intVar(EnvPingIntervalMillis, 1, 24*3600*1000)) * time.Millisecond
+	s.FanOut = intVar(EnvFanOut, 1, 10000)
+	s.Shards = intVar(EnvShards, 1, 1000)
+	s.CacheSize = intVar(EnvCacheSize, -1, 10_000_000)
+	s.ItemTTL = time.Duration(intVar(EnvItemTTLSeconds, 60, 366*24*3600)) * time.Second
+	s.SendMaxAttempts = intVar(EnvSendMaxAttempts, 1, 20)
+	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
+		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, v))
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+// RouterConfig returns the router configuration these settings describe.
+func (s Settings) RouterConfig(log *slog.Logger) router.Config {
+	return router.Config{
+		MaxMessageBytes: s.MaxMessageBytes,
+		PingInterval:    s.PingInterval,
+		FanOut:          s.FanOut,
+		ItemTTL:         s.ItemTTL,
+		CacheSize:       s.CacheSize,
+		Logger:          log,
+	}
+}
+
+// StoreConfig returns the DynamoDB store configuration these settings
+// describe.
+func (s Settings) StoreConfig() dynamostore.Config {
+	return dynamostore.Config{Table: s.Table, Shards: s.Shards}
+}
+
+// SenderConfig returns the management API sender configuration for an
+// endpoint: its idle pool fits the fan-out bound.
+func (s Settings) SenderConfig(endpoint string) mgmtapi.Config {
+	fan := s.FanOut
+	if fan == 0 {
+		fan = router.DefaultFanOut
+	}
+	return mgmtapi.Config{Endpoint: endpoint, MaxConns: fan, MaxAttempts: s.SendMaxAttempts}
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# DynamoDB Local for mastersocket's tests: fetched once into a cache, checked
+# against a pinned checksum, started on a free port of 127.0.0.1, stopped after.
+#
+#   scripts/dynamodb-local.sh fetch            download, verify and unpack; print the folder
+#   scripts/dynamodb-local.sh run CMD [ARG...] start it, run CMD with DYNAMODB_ENDPOINT set, stop it
+#   scripts/dynamodb-local.sh serve [PORT]     run it in the foreground (default port 8000)
+#
+# AWS's DynamoDB Local jar ships inside the npm package amplify-dynamodb-simulator
+# (folder package/emulator). It needs Java 11 or newer and npm.
+set -euo pipefail
+
+PKG=amplify-dynamodb-simulator
+VERSION=2.9.30
+# sha256 of amplify-dynamodb-simulator-2.9.30.tgz as served by registry.npmjs.org.
+SHA256=3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
+CACHE=${MASTERSOCKET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mastersocket}
+DIR=$CACHE/dynamodb-local-$VERSION
+
+say() { printf 'dynamodb-local: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"
+}
+
+fetch() {
+  if [ -f "$DIR/DynamoDBLocal.jar" ]; then
+    echo "$DIR"
+    return
+  fi
+  need npm "install Node.js with npm (Debian: apt-get install nodejs npm)"
+  need sha256sum "install coreutils"
+  local tmp
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' RETURN
+  say "downloading $PKG@$VERSION from the npm registry (about 55 MB, once)"
+  (cd "$tmp" && npm pack --silent "$PKG@$VERSION" >/dev/null) || die "npm pack $PKG@$VERSION failed"
+  local tgz=$tmp/$PKG-$VERSION.tgz
+  local got
+  got=$(sha256sum "$tgz" | cut -d' ' -f1)
+  [ "$got" = "$SHA256" ] || die "checksum mismatch for $PKG-$VERSION.tgz: got $got, want $SHA256"
+  tar -xzf "$tgz" -C "$tmp" package/emulator
+  mkdir -p "$CACHE"
+  rm -rf "$DIR.partial"
+  mv "$tmp/package/emulator" "$DIR.partial"
+  mv "$DIR.partial" "$DIR"
+  say "unpacked into $DIR"
+  echo "$DIR"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start PORT LOG: starts DynamoDB Local in the background; sets PID.
+start() {
+  need java "install Java 11 or newer (Debian: apt-get install openjdk-17-jre-headless)"
+  local dir
+  dir=$(fetch)
+  # Run from a scratch folder: DynamoDB Local writes a metadata file there.
+  (cd "$(dirname "$2")" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+    -inMemory -port "$1") >"$2" 2>&1 &
+  PID=$!
+}
+
+# wait_ready PORT: waits until the port accepts connections and DynamoDB answers.
+wait_ready() {
+  local i
+  for i in $(seq 1 300); do
+    if ! kill -0 "$PID" 2>/dev/null; then
+      return 1
+    fi
+    if port_in_use "$1"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+run() {
+  [ $# -gt 0 ] || die "usage: $0 run CMD [ARG...]"
+  local log port attempt scratch
+  scratch=$(mktemp -d -t dynamodb-local.XXXXXX)
+  log=$scratch/dynamodb-local.log
+  for attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    port_in_use "$port" && continue
+    start "$port" "$log"
+    if wait_ready "$port"; then
+      break
+    fi
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=
+  done
+  if [ -z "${PID:-}" ]; then
+    cat "$log" >&2
+    die "DynamoDB Local did not start (log above)"
+  fi
+  trap 'stop; rm -rf "$scratch"' EXIT
+  trap 'exit 130' INT TERM
+  local version
+  version=$(sed -n 's/^Version:[[:space:]]*//p' "$log" | head -1)
+  export DYNAMODB_ENDPOINT=http://127.0.0.1:$port
+  say "DynamoDB Local ${version:-?} is up at $DYNAMODB_ENDPOINT (DYNAMODB_ENDPOINT); running: $*"
+  local status=0
+  "$@" || status=$?
+  stop
+  exit $status
+}
+
+stop() {
+  if [ -n "${PID:-}" ]; then
+    say "stopping DynamoDB Local"
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=
+  fi
+}
+
+serve() {
+  local port=${1:-8000} dir
+  need java "install Java 11 or newer (Debian: apt-get install openjdk-17-jre-headless)"
+  dir=$(fetch)
+  cd "$(mktemp -d -t dynamodb-local.XXXXXX)"
+  say "serving at http://127.0.0.1:$port (in memory; Ctrl-C stops it)"
+  exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" -inMemory -port "$port"
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  run) shift; run "$@" ;;
+  serve) shift; serve "$@" ;;
+  *) die "usage: $0 fetch | run CMD [ARG...] | serve [PORT]" ;;
+esac
