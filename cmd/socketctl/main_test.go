@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mastersocket/mastersocket/internal/dynamostore"
+	"github.com/mastersocket/mastersocket/internal/dynamotest"
+	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/token"
+)
+
+// socketctl runs one command line and returns its exit status and output.
+func socketctl(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), args, &out, &errOut, func(k string) string { return env[k] })
+	return code, out.String(), errOut.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	env := map[string]string{"TABLE_NAME": "t"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown command", []string{"tokens"}, "unknown command"},
+		{"no subcommand", []string{"token"}, "needs a subcommand"},
+		{"unknown subcommand", []string{"token", "delete"}, "unknown token subcommand"},
+		{"no group", []string{"token", "create"}, "--group G"},
+		{"group and all", []string{"token", "create", "--group", "a", "--all-groups"}, "exclude each other"},
+		{"bad group", []string{"token", "create", "--group", "a b"}, `group "a b"`},
+		{"negative expiry", []string{"token", "create", "--all-groups", "--expires-in", "-1h"}, "positive"},
+		{"unknown flag", []string{"token", "list", "--nope"}, "flag provided but not defined"},
+		{"revoke without id", []string{"token", "revoke"}, "give the ID"},
+		{"revoke short id", []string{"token", "revoke", "abc"}, "at least 8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := socketctl(t, env, tt.args...)
+			if code != 2 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("got exit %d, stderr %q; want exit 2 mentioning %q", code, stderr, tt.want)
+			}
+		})
+	}
+	code, _, stderr := socketctl(t, nil, "token", "list")
+	if code != 2 || !strings.Contains(stderr, "--table") {
+		t.Errorf("without a table: got exit %d, %q", code, stderr)
+	}
+}
+
+func TestTokensOnDynamoDB(t *testing.T) {
+	client := dynamotest.Client(t)
+	table := dynamotest.NewTable(t, client)
+	env := map[string]string{"DYNAMODB_ENDPOINT": dynamotest.Endpoint(t)}
+	store, err := dynamostore.New(client, dynamostore.Config{Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, plain, stderr := socketctl(t, env, "token", "create", "--table", table, "--group", "bots", "--group", "workers", "--name", "crawler")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	plain = strings.TrimSpace(plain)
+	if !strings.HasPrefix(plain, token.Prefix) || strings.Contains(plain, "\n") {
+		t.Fatalf("create printed %q, want one token", plain)
+	}
+	stored, err := store.Token(context.Background(), token.HashOf(plain))
+	if err != nil {
+		t.Fatalf("the printed token is not stored: %v", err)
+	}
+	if !stored.Allows("bots") || !stored.Allows("workers") || stored.Allows("admins") || stored.Name != "crawler" {
+		t.Errorf("stored %+v", stored)
+	}
+	if !strings.Contains(stderr, stored.Hash.ID()) || strings.Contains(stderr, plain) {
+		t.Errorf("stderr %q should name the ID and not repeat the token", stderr)
+	}
+
+	// TABLE_NAME instead of --table, and an expiring all-groups token.
+	env["TABLE_NAME"] = table
+	code, admin, stderr := socketctl(t, env, "token", "create", "--all-groups", "--expires-in", "24h")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	adminHash := token.HashOf(strings.TrimSpace(admin))
+
+	code, out, stderr := socketctl(t, env, "token", "list")
+	if code != 0 {
+		t.Fatalf("list: exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") ||
+		!strings.Contains(lines[1], stored.Hash.ID()) || !strings.Contains(lines[1], "groups bots,workers") ||
+		!strings.Contains(lines[2], adminHash.ID()) || !strings.Contains(lines[2], "all groups") {
+		t.Errorf("list printed:\n%s", out)
+	}
+	if strings.Contains(out, plain) {
+		t.Error("list shows a plaintext token")
+	}
+
+	code, out, _ = socketctl(t, env, "token", "list", "--json")
+	var row struct {
+		ID        string   `json:"id"`
+		Groups    []string `json:"groups"`
+		AllGroups bool     `json:"allGroups"`
+	}
+	first := strings.Split(strings.TrimSpace(out), "\n")[0]
+	if code != 0 || json.Unmarshal([]byte(first), &row) != nil || row.ID != stored.Hash.ID() || len(row.Groups) != 2 {
+		t.Errorf("list --json printed %q", out)
+	}
+
+	code, out, stderr = socketctl(t, env, "token", "revoke", stored.Hash.ID())
+	if code != 0 || !strings.Contains(out, "revoked token "+stored.Hash.ID()) {
+		t.Fatalf("revoke: exit %d, %q %q", code, out, stderr)
+	}
+	if _, err := store.Token(context.Background(), stored.Hash); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("the revoked token is still stored: %v", err)
+	}
+	if _, err := store.Token(context.Background(), adminHash); err != nil {
+		t.Errorf("revoke removed another token: %v", err)
+	}
+	code, _, stderr = socketctl(t, env, "token", "revoke", stored.Hash.ID(), "--table", table)
+	if code != 1 || !strings.Contains(stderr, "no token has the ID") {
+		t.Errorf("revoking twice: exit %d, %q", code, stderr)
+	}
+}
+
+func TestMissingTable(t *testing.T) {
+	ep := dynamotest.Endpoint(t)
+	dynamotest.Client(t)
+	code, _, stderr := socketctl(t, map[string]string{"DYNAMODB_ENDPOINT": ep}, "token", "list", "--table", "no-such-table")
+	if code != 1 || !strings.Contains(stderr, `table "no-such-table" does not exist at `+ep) {
+		t.Errorf("got exit %d, %q", code, stderr)
+	}
+}
