@@ -22,7 +22,8 @@ test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
 	$(GO) test -race ./...
 
 bench: ## benchmarks that print figures (DynamoDB calls per message, fan-out time)
-	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench . -benchtime 200x ./internal/...
+	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench DynamoDBCallsPerMessage -benchtime 100x ./internal/handler/
+	$(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/
 
 fuzz: ## fuzz the protocol parser for a minute
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/protocol/
@@ -40,6 +41,13 @@ build: ## the three Lambda bootstraps for linux/arm64 into build/<function>/boot
 
 sam-build: ## sam build, with the flags that `make build` uses
 	CGO_ENABLED=0 GOFLAGS="-tags=lambda.norpc" sam build
+
+LOCALSTACK := docker compose -f localstack/docker-compose.yml
+
+localstack-test: ## the suite against DynamoDB in LocalStack (needs Docker; started and stopped here)
+	$(LOCALSTACK) up -d --wait || { $(LOCALSTACK) logs; $(LOCALSTACK) down; exit 1; }
+	DYNAMODB_ENDPOINT=http://127.0.0.1:4566 $(GO) tool gotestsum --format $(TEST_FORMAT) -- -race -count=1 ./...; \
+	status=$$?; $(LOCALSTACK) down; exit $$status
 
 dynamodb-local: ## DynamoDB Local in the foreground on port 8000
 	scripts/dynamodb-local.sh serve 8000

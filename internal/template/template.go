@@ -1,0 +1,408 @@
+// Package template reads the SAM template (template.yaml) with goformation,
+// resolving intrinsics to logical ids so that routes, integrations, functions
+// and policies can be followed.
+//
+// Intrinsic functions are not evaluated (there is no stack to evaluate them
+// against): each is rendered as a string that keeps the names it refers to.
+//
+//	Ref X                     "ref:X"  (X a parameter, a resource or a pseudo parameter: "ref:AWS::Region")
+//	Ref AWS::NoValue          null, so the property is absent, as in CloudFormation
+//	Fn::GetAtt [X, Attr]      "getatt:X.Attr"
+//	Fn::Sub "tmpl"            tmpl unchanged, its ${...} kept: "https://${WebSocketApi}.execute-api.${AWS::Region}..."
+//	Fn::Sub [tmpl, {k: v}]    tmpl with ${k} replaced by ${X} when v is Ref X, ${X.Attr} when v is
+//	                          Fn::GetAtt X.Attr, and by v itself when v is a plain string
+//
+// The other intrinsics (Fn::Join, Fn::Select, Fn::If, ...) keep goformation's
+// own handling, working on the rendered strings above. Expand turns a
+// rendered value into a concrete one given the values of the names.
+//
+// SAM Globals are merged into each function the way SAM merges them (see
+// Functions); goformation parses them but does not merge them.
+package template
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/intrinsics"
+)
+
+// Prefixes of the strings that stand for Ref and Fn::GetAtt.
+const (
+	RefPrefix    = "ref:"
+	GetAttPrefix = "getatt:"
+)
+
+// Template is a parsed SAM template.
+type Template struct {
+	// CFN is the template as goformation parsed it, intrinsics rendered as
+	// described in the package documentation.
+	CFN *cloudformation.Template
+	// Dir is the directory of the template file; CodeUri paths are relative
+	// to it.
+	Dir string
+
+	// raw is the same template as generic JSON values: goformation's typed
+	// Policies lose entries it does not know (see policies).
+	raw map[string]any
+}
+
+// Load reads and parses the SAM template at path.
+func Load(path string) (*Template, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// processMu serialises intrinsics.ProcessYAML, which registers its YAML tag
+// resolvers in a package-level map on every call: concurrent calls race.
+var processMu sync.Mutex
+
+// Parse parses a SAM template (YAML or JSON); dir is the directory CodeUri
+// paths are relative to.
+func Parse(data []byte, dir string) (*Template, error) {
+	opts := &intrinsics.ProcessorOptions{
+		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
+			"Ref":        renderRef,
+			"Fn::GetAtt": renderGetAtt,
+			"Fn::Sub":    renderSub,
+		},
+	}
+	processMu.Lock()
+	processed, err := intrinsics.ProcessYAML(data, opts)
+	processMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(processed, &raw); err != nil {
+		return nil, fmt.Errorf("template is not a mapping: %w", err)
+	}
+	// goformation types environment variables as map[string]string, so an
+	// unquoted number or boolean in YAML would fail the whole parse.
+	// CloudFormation accepts them as strings: do the same.
+	stringifyEnvironment(raw)
+	normalised, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	// This is what goformation.ParseYAMLWithOptions does after processing the
+	// intrinsics; done here so that the processed tree is kept as well.
+	cfn := &cloudformation.Template{}
+	if err := json.Unmarshal(normalised, cfn); err != nil {
+		return nil, err
+	}
+	return &Template{CFN: cfn, Dir: dir, raw: raw}, nil
+}
+
+func renderRef(_ string, input, _ any) any {
+	name, ok := input.(string)
+	if !ok || name == "AWS::NoValue" {
+		return nil
+	}
+	return RefPrefix + name
+}
+
+func renderGetAtt(_ string, input, _ any) any {
+	switch v := input.(type) {
+	case string: // !GetAtt X.Attr
+		return GetAttPrefix + v
+	case []any: // Fn::GetAtt: [X, Attr]
+		if len(v) == 2 {
+			res, ok1 := v[0].(string)
+			attr, ok2 := v[1].(string)
+			if ok1 && ok2 {
+				return GetAttPrefix + res + "." + attr
+			}
+		}
+	}
+	return nil
+}
+
+// subVar matches a ${name} of an Fn::Sub template; ${!literal} is an escape.
+var subVar = regexp.MustCompile(`\$\{([^!}][^}]*)\}`)
+
+func renderSub(_ string, input, _ any) any {
+	switch v := input.(type) {
+	case string:
+		return v
+	case []any:
+		if len(v) != 2 {
+			return nil
+		}
+		tmpl, ok := v[0].(string)
+		vars, ok2 := v[1].(map[string]any)
+		if !ok || !ok2 {
+			return nil
+		}
+		return subVar.ReplaceAllStringFunc(tmpl, func(m string) string {
+			s, ok := vars[m[2:len(m)-1]].(string)
+			switch {
+			case !ok:
+				return m // a name of the template, or a value we cannot render
+			case strings.HasPrefix(s, RefPrefix):
+				return "${" + strings.TrimPrefix(s, RefPrefix) + "}"
+			case strings.HasPrefix(s, GetAttPrefix):
+				return "${" + strings.TrimPrefix(s, GetAttPrefix) + "}"
+			default:
+				return strings.ReplaceAll(s, "${", "${!")
+			}
+		})
+	}
+	return nil
+}
+
+func stringifyEnvironment(raw map[string]any) {
+	fix := func(props any) {
+		p, _ := props.(map[string]any)
+		env, _ := p["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		for k, v := range vars {
+			switch x := v.(type) {
+			case float64:
+				vars[k] = strconv.FormatFloat(x, 'f', -1, 64)
+			case bool:
+				vars[k] = strconv.FormatBool(x)
+			}
+		}
+	}
+	if g, ok := raw["Globals"].(map[string]any); ok {
+		fix(g["Function"])
+	}
+	res, _ := raw["Resources"].(map[string]any)
+	for _, r := range res {
+		if m, ok := r.(map[string]any); ok {
+			fix(m["Properties"])
+		}
+	}
+}
+
+// Expand renders a value as Load leaves it ("ref:X", "getatt:X.Attr", or a
+// string whose ${name} are Fn::Sub variables) into its concrete value.
+// lookup gives the value of a name: a parameter, a resource's logical id, a
+// pseudo parameter such as "AWS::Region", or "X.Attr" for an attribute.
+// ${!literal} becomes ${literal}, as in Fn::Sub.
+//
+// A plain string is returned as is unless it contains ${...}: a string
+// written literally with ${...} outside Fn::Sub cannot be told apart.
+func Expand(value string, lookup func(name string) (string, bool)) (string, error) {
+	for _, p := range []string{RefPrefix, GetAttPrefix} {
+		if name, ok := strings.CutPrefix(value, p); ok {
+			v, ok := lookup(name)
+			if !ok {
+				return "", fmt.Errorf("no value for %s", name)
+			}
+			return v, nil
+		}
+	}
+	var missing []string
+	out := subVar.ReplaceAllStringFunc(value, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, name)
+			return m
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("no value for %s in %q", strings.Join(missing, ", "), value)
+	}
+	return strings.ReplaceAll(out, "${!", "${"), nil
+}
+
+// ParameterDefaults returns the default value of each parameter that has
+// one, as CloudFormation passes it to Ref: a string (numbers in decimal).
+func (t *Template) ParameterDefaults() map[string]string {
+	out := map[string]string{}
+	for name, p := range t.CFN.Parameters {
+		switch v := p.Default.(type) {
+		case nil:
+		case string:
+			out[name] = v
+		case float64:
+			out[name] = strconv.FormatFloat(v, 'f', -1, 64)
+		case bool:
+			out[name] = strconv.FormatBool(v)
+		case []any:
+			parts := make([]string, len(v))
+			for i, e := range v {
+				parts[i] = fmt.Sprint(e)
+			}
+			out[name] = strings.Join(parts, ",")
+		default:
+			out[name] = fmt.Sprint(v)
+		}
+	}
+	return out
+}
+
+// WebSocketAPI returns the logical id of the template's one
+// AWS::ApiGatewayV2::Api whose ProtocolType is WEBSOCKET.
+func (t *Template) WebSocketAPI() (string, error) {
+	var ids []string
+	for id, api := range t.CFN.GetAllApiGatewayV2ApiResources() {
+		if api.ProtocolType != nil && *api.ProtocolType == "WEBSOCKET" {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	if len(ids) != 1 {
+		return "", fmt.Errorf("got %d WebSocket APIs %v, want 1", len(ids), ids)
+	}
+	return ids[0], nil
+}
+
+// RouteSelectionExpression returns the RouteSelectionExpression of the
+// WebSocket API, or "" if there is no single WebSocket API.
+func (t *Template) RouteSelectionExpression() string {
+	id, err := t.WebSocketAPI()
+	if err != nil {
+		return ""
+	}
+	if e := t.CFN.GetAllApiGatewayV2ApiResources()[id].RouteSelectionExpression; e != nil {
+		return *e
+	}
+	return ""
+}
+
+// Route is a route of the WebSocket API, followed to the function it invokes.
+type Route struct {
+	// Key is the route key: "$connect", "$disconnect", "$default" or a
+	// value of the route selection expression.
+	Key string
+	// Function is the logical id of the function the route's integration
+	// invokes.
+	Function string
+	// HasRouteResponse reports whether the route has a route response
+	// (RouteResponseSelectionExpression and an AWS::ApiGatewayV2::RouteResponse),
+	// that is whether the function's response body is sent to the client.
+	HasRouteResponse bool
+
+	LogicalID       string // of the AWS::ApiGatewayV2::Route
+	Integration     string // logical id of its AWS::ApiGatewayV2::Integration
+	IntegrationType string // AWS_PROXY for a Lambda proxy integration
+}
+
+var (
+	// Target: !Sub "integrations/${X}", or Fn::Join of "integrations" and Ref X.
+	targetRE = regexp.MustCompile(`^integrations/(?:\$\{([A-Za-z0-9]+)\}|ref:([A-Za-z0-9]+))$`)
+	// IntegrationUri: arn:...:lambda:path/2015-03-31/functions/${X.Arn}/invocations
+	// (getatt:X.Arn in place of ${X.Arn} when built with Fn::Join), or a
+	// plain Fn::GetAtt X.Arn.
+	invocationRE = regexp.MustCompile(`^(?:arn:.*:lambda:path/2015-03-31/functions/(?:\$\{([A-Za-z0-9]+)\.Arn\}|getatt:([A-Za-z0-9]+)\.Arn)/invocations|getatt:([A-Za-z0-9]+)\.Arn)$`)
+)
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Routes returns the routes of the WebSocket API sorted by key, each followed
+// from its Target ("integrations/X") to integration X and from X's
+// IntegrationUri to the function it invokes. It fails if a route or its
+// integration cannot be followed, belongs to another API, or has only half a
+// route response.
+func (t *Template) Routes() ([]Route, error) {
+	api, err := t.WebSocketAPI()
+	if err != nil {
+		return nil, err
+	}
+	apiRef := RefPrefix + api
+	integrations := t.CFN.GetAllApiGatewayV2IntegrationResources()
+	responses := map[string][]string{} // route logical id → its route responses
+	for id, rr := range t.CFN.GetAllApiGatewayV2RouteResponseResources() {
+		route, ok := strings.CutPrefix(rr.RouteId, RefPrefix)
+		if !ok {
+			return nil, fmt.Errorf("route response %s: RouteId %q is not a Ref to a route", id, rr.RouteId)
+		}
+		responses[route] = append(responses[route], id)
+	}
+	functions := t.functionIDs()
+
+	var routes []Route
+	for id, r := range t.CFN.GetAllApiGatewayV2RouteResources() {
+		if r.ApiId != apiRef {
+			return nil, fmt.Errorf("route %s (%s): ApiId %q, want %q", id, r.RouteKey, r.ApiId, apiRef)
+		}
+		if r.Target == nil {
+			return nil, fmt.Errorf("route %s (%s): no Target", id, r.RouteKey)
+		}
+		m := targetRE.FindStringSubmatch(*r.Target)
+		if m == nil {
+			return nil, fmt.Errorf("route %s (%s): Target %q, want integrations/${Integration}", id, r.RouteKey, *r.Target)
+		}
+		integID := firstNonEmpty(m[1], m[2])
+		integ, ok := integrations[integID]
+		if !ok {
+			return nil, fmt.Errorf("route %s (%s): Target names %s, which is not an AWS::ApiGatewayV2::Integration", id, r.RouteKey, integID)
+		}
+		if integ.ApiId != apiRef {
+			return nil, fmt.Errorf("integration %s: ApiId %q, want %q", integID, integ.ApiId, apiRef)
+		}
+		uri := ""
+		if integ.IntegrationUri != nil {
+			uri = *integ.IntegrationUri
+		}
+		m = invocationRE.FindStringSubmatch(uri)
+		if m == nil {
+			return nil, fmt.Errorf("integration %s: IntegrationUri %q does not invoke a Lambda function of the template", integID, uri)
+		}
+		fn := firstNonEmpty(m[1], m[2], m[3])
+		if !functions[fn] {
+			return nil, fmt.Errorf("integration %s: IntegrationUri invokes %s, which is not a function of the template", integID, fn)
+		}
+		hasExpr := r.RouteResponseSelectionExpression != nil && *r.RouteResponseSelectionExpression != ""
+		rrs := responses[id]
+		if hasExpr != (len(rrs) > 0) {
+			return nil, fmt.Errorf("route %s (%s): RouteResponseSelectionExpression set %v but %d route responses: API Gateway sends a response only with both",
+				id, r.RouteKey, hasExpr, len(rrs))
+		}
+		routes = append(routes, Route{
+			Key:              r.RouteKey,
+			Function:         fn,
+			HasRouteResponse: hasExpr,
+			LogicalID:        id,
+			Integration:      integID,
+			IntegrationType:  integ.IntegrationType,
+		})
+	}
+	sort.Slice(routes, func(i, j int) bool { return routes[i].Key < routes[j].Key })
+	for i := 1; i < len(routes); i++ {
+		if routes[i].Key == routes[i-1].Key {
+			return nil, fmt.Errorf("routes %s and %s share the key %s", routes[i-1].LogicalID, routes[i].LogicalID, routes[i].Key)
+		}
+	}
+	return routes, nil
+}
+
+// functionIDs returns the logical ids of the template's Lambda functions,
+// SAM or plain.
+func (t *Template) functionIDs() map[string]bool {
+	ids := map[string]bool{}
+	for id := range t.CFN.GetAllServerlessFunctionResources() {
+		ids[id] = true
+	}
+	for id := range t.CFN.GetAllLambdaFunctionResources() {
+		ids[id] = true
+	}
+	return ids
+}

@@ -1,0 +1,1122 @@
+package template
+
+import (
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/build"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Paths from this package's directory.
+const (
+	repoRoot     = "../.."
+	templatePath = "../../template.yaml"
+	scriptPath   = "../../localstack/init/create-table.sh"
+)
+
+// The three functions and what each may do.
+var (
+	wantRoutes = map[string]string{
+		"$connect":    "ConnectFunction",
+		"$disconnect": "DisconnectFunction",
+		"$default":    "MessageFunction",
+	}
+	// Whether each function may call the @connections management API.
+	wantManageConnections = map[string]bool{
+		"ConnectFunction":    false,
+		"DisconnectFunction": true,
+		"MessageFunction":    true,
+	}
+	wantEnvironment = map[string]string{
+		"TABLE_NAME":          "ref:Table",
+		"MANAGEMENT_ENDPOINT": "https://${WebSocketApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}",
+		"MAX_MESSAGE_BYTES":   "ref:MaxMessageBytes",
+		"PING_INTERVAL_MS":    "ref:PingIntervalMs",
+		"FANOUT_LIMIT":        "ref:FanOutLimit",
+		"SHARD_COUNT":         "ref:ShardCount",
+		"LOG_LEVEL":           "ref:LogLevel",
+	}
+	wantParameters = map[string]string{
+		"StageName":       "prod",
+		"MaxMessageBytes": "32768",
+		"PingIntervalMs":  "30000",
+		"FanOutLimit":     "64",
+		"ShardCount":      "4",
+		"LogLevel":        "info",
+	}
+	wantTable = tableSpec{
+		Billing: "PAY_PER_REQUEST",
+		Hash:    "pk",
+		Range:   "sk",
+		Attrs:   map[string]string{"pk": "S", "sk": "S"},
+		TTL:     "expiresAt",
+	}
+)
+
+// A check inspects one aspect of a template and returns every problem it
+// finds, or nil. root is the repository root, which CodeUri paths are
+// relative to. The real template and the broken copies go through the same
+// checks.
+type check func(tpl *Template, root string) error
+
+var checks = []struct {
+	name string
+	fn   check
+}{
+	{"parameters", checkParameters},
+	{"routes", checkRoutes},
+	{"stage", checkStage},
+	{"code", checkCode},
+	{"runtime", checkRuntime},
+	{"policies", checkPolicies},
+	{"permissions", checkPermissions},
+	{"table", checkTable},
+	{"outputs", checkOutputs},
+	{"environment", checkEnvironment},
+}
+
+func checkByName(t *testing.T, name string) check {
+	t.Helper()
+	for _, c := range checks {
+		if c.name == name {
+			return c.fn
+		}
+	}
+	t.Fatalf("no check %q", name)
+	return nil
+}
+
+func loadTemplate(t *testing.T) *Template {
+	t.Helper()
+	tpl, err := Load(templatePath)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", templatePath, err)
+	}
+	return tpl
+}
+
+func TestTemplate(t *testing.T) {
+	tpl := loadTemplate(t)
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.fn(tpl, repoRoot); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestCreateTableScript(t *testing.T) {
+	tpl := loadTemplate(t)
+	st, err := os.Stat(scriptPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm()&0o111 == 0 {
+		t.Errorf("%s: got mode %v, want executable (LocalStack runs only executable init scripts)", scriptPath, st.Mode().Perm())
+	}
+	data, err := os.ReadFile(scriptPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "#!") {
+		t.Errorf("%s: got no shebang, want one (LocalStack needs it)", scriptPath)
+	}
+	if err := checkCreateTable(tpl, string(data)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestChecksCatchBrokenTemplates breaks template.yaml in one place at a time
+// and expects the check concerned to say so: checks that cannot fail prove
+// nothing.
+func TestChecksCatchBrokenTemplates(t *testing.T) {
+	orig, err := os.ReadFile(templatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const manageARN = `"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/*/@connections/*"`
+	tests := []struct {
+		name     string
+		old, new string // the first occurrence of old is replaced by new
+		check    string
+		wantErr  string // a part of the error the check must return
+	}{
+		{
+			name: "$default routed to ConnectFunction",
+			old:  "functions/${MessageFunction.Arn}/invocations", new: "functions/${ConnectFunction.Arn}/invocations",
+			check: "routes", wantErr: "route $default: got function ConnectFunction, want MessageFunction",
+		},
+		{
+			name: "$disconnect route renamed",
+			old:  "RouteKey: $disconnect", new: "RouteKey: disconnect",
+			check: "routes", wantErr: "want route $disconnect",
+		},
+		{
+			name: "$default without a route response selection expression",
+			old:  "      RouteResponseSelectionExpression: $default\n", new: "",
+			check: "routes", wantErr: "RouteResponseSelectionExpression",
+		},
+		{
+			name: "route selection on another field",
+			old:  `RouteSelectionExpression: "$request.body.action"`, new: `RouteSelectionExpression: "$request.body.op"`,
+			check: "routes", wantErr: `want "$request.body.action"`,
+		},
+		{
+			name: "deployment before the route response",
+			old:  "      - DefaultRouteResponse\n", new: "",
+			check: "stage", wantErr: "DefaultRouteResponse",
+		},
+		{
+			name: "ManageConnections on every resource",
+			old:  "Resource: !Sub " + manageARN, new: `Resource: "*"`,
+			check: "policies", wantErr: `DisconnectFunction: got Resource "*"`,
+		},
+		{
+			name: "ManageConnections on every stage",
+			old:  "${WebSocketApi}/${StageName}/*/@connections/*", new: "${WebSocketApi}/*/*/@connections/*",
+			check: "policies", wantErr: "DisconnectFunction: got Resource",
+		},
+		{
+			name: "ManageConnections on every API",
+			old:  "${WebSocketApi}/${StageName}/*/@connections/*", new: "*/${StageName}/*/@connections/*",
+			check: "policies", wantErr: "DisconnectFunction: got Resource",
+		},
+		{
+			name: "every execute-api action",
+			old:  "Action: execute-api:ManageConnections", new: `Action: "execute-api:*"`,
+			check: "policies", wantErr: `got Action "execute-api:*"`,
+		},
+		{
+			name: "ConnectFunction may manage connections",
+			old:  "      Description: mastersocket $connect\n      Policies:\n",
+			new: "      Description: mastersocket $connect\n      Policies:\n" +
+				"        - Statement:\n" +
+				"            - Effect: Allow\n" +
+				"              Action: execute-api:ManageConnections\n" +
+				"              Resource: !Sub " + manageARN + "\n",
+			check: "policies", wantErr: "ConnectFunction: got ManageConnections true, want false",
+		},
+		{
+			name: "DynamoDB CRUD on every table",
+			old:  "TableName: !Ref Table", new: `TableName: "*"`,
+			check: "policies", wantErr: `ConnectFunction: got DynamoDBCrudPolicy TableName "*", want "ref:Table"`,
+		},
+		{
+			name: "a managed policy",
+			old:  "      Policies:\n        - DynamoDBCrudPolicy:", new: "      Policies:\n        - AmazonDynamoDBFullAccess\n        - DynamoDBCrudPolicy:",
+			check: "policies", wantErr: `got managed policy "AmazonDynamoDBFullAccess"`,
+		},
+		{
+			name: "another SAM policy template",
+			old:  "      Policies:\n        - DynamoDBCrudPolicy:", new: "      Policies:\n        - DynamoDBReadPolicy:\n            TableName: \"*\"\n        - DynamoDBCrudPolicy:",
+			check: "policies", wantErr: "got policy template DynamoDBReadPolicy",
+		},
+		{
+			name: "$disconnect permission names $connect",
+			old:  "${WebSocketApi}/*/$disconnect\"", new: "${WebSocketApi}/*/$connect\"",
+			check: "permissions", wantErr: "DisconnectPermission: got SourceArn",
+		},
+		{
+			name: "$default permission on every route",
+			old:  "${WebSocketApi}/*/$default\"", new: "${WebSocketApi}/*/*\"",
+			check: "permissions", wantErr: "MessagePermission: got SourceArn",
+		},
+		{
+			name: "permission for the wrong principal",
+			old:  "Principal: apigateway.amazonaws.com", new: "Principal: lambda.amazonaws.com",
+			check: "permissions", wantErr: `got Principal "lambda.amazonaws.com"`,
+		},
+		{
+			name: "TTL on another attribute",
+			old:  "AttributeName: expiresAt", new: "AttributeName: ttl",
+			check: "table", wantErr: `got TTL attribute "ttl", want "expiresAt"`,
+		},
+		{
+			name: "TTL disabled",
+			old:  "AttributeName: expiresAt\n        Enabled: true", new: "AttributeName: expiresAt\n        Enabled: false",
+			check: "table", wantErr: "got TTL enabled false, want true",
+		},
+		{
+			name: "PITR off",
+			old:  "PointInTimeRecoveryEnabled: true", new: "PointInTimeRecoveryEnabled: false",
+			check: "table", wantErr: "point-in-time recovery",
+		},
+		{
+			name: "SSE off",
+			old:  "SSESpecification:\n        SSEEnabled: true", new: "SSESpecification:\n        SSEEnabled: false",
+			check: "table", wantErr: "SSE",
+		},
+		{
+			name: "provisioned billing",
+			old:  "BillingMode: PAY_PER_REQUEST", new: "BillingMode: PROVISIONED",
+			check: "table", wantErr: `got billing mode "PROVISIONED", want "PAY_PER_REQUEST"`,
+		},
+		{
+			name: "runtime provided.al2",
+			old:  "Runtime: provided.al2023", new: "Runtime: provided.al2",
+			check: "runtime", wantErr: `got runtime "provided.al2", want "provided.al2023"`,
+		},
+		{
+			name: "x86_64",
+			old:  "Architectures: [arm64]", new: "Architectures: [x86_64]",
+			check: "runtime", wantErr: "got architectures [x86_64], want [arm64]",
+		},
+		{
+			name: "CodeUri without a main package",
+			old:  "CodeUri: functions/message", new: "CodeUri: internal/protocol",
+			check: "code", wantErr: "MessageFunction",
+		},
+		{
+			name: "CodeUri outside the repository",
+			old:  "CodeUri: functions/message", new: "CodeUri: ../message",
+			check: "code", wantErr: "MessageFunction",
+		},
+		{
+			name: "LOG_LEVEL missing",
+			old:  "        LOG_LEVEL: !Ref LogLevel\n", new: "",
+			check: "environment", wantErr: "LOG_LEVEL",
+		},
+		{
+			name: "WebSocketURL over https",
+			old:  `Value: !Sub "wss://`, new: `Value: !Sub "https://`,
+			check: "outputs", wantErr: "wss://",
+		},
+		{
+			name: "MaxMessageBytes above API Gateway's limit",
+			old:  "MaxValue: 131072", new: "MaxValue: 1048576",
+			check: "parameters", wantErr: "MaxMessageBytes",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(orig), tc.old) {
+				t.Fatalf("template.yaml no longer contains %q: update this test case", tc.old)
+			}
+			broken := strings.Replace(string(orig), tc.old, tc.new, 1)
+			path := filepath.Join(t.TempDir(), "template.yaml")
+			if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tpl, err := Load(path)
+			if err != nil {
+				t.Fatalf("Load(broken template): %v", err)
+			}
+			err = checkByName(t, tc.check)(tpl, repoRoot)
+			switch {
+			case err == nil:
+				t.Errorf("check %s: got no error, want one containing %q", tc.check, tc.wantErr)
+			case !strings.Contains(err.Error(), tc.wantErr):
+				t.Errorf("check %s: got error %q, want one containing %q", tc.check, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestChecksCatchBrokenScripts(t *testing.T) {
+	tpl := loadTemplate(t)
+	data, err := os.ReadFile(scriptPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := string(data)
+	tests := []struct {
+		name, old, new, wantErr string
+	}{
+		{"hash key id", "AttributeName=pk,KeyType=HASH", "AttributeName=id,KeyType=HASH", `got hash key "id", want "pk"`},
+		{"no range key", " AttributeName=sk,KeyType=RANGE", "", `got range key "", want "sk"`},
+		{"numeric sort key", "AttributeName=sk,AttributeType=S", "AttributeName=sk,AttributeType=N", "got attributes"},
+		{"provisioned", "--billing-mode PAY_PER_REQUEST", "--billing-mode PROVISIONED", `got billing mode "PROVISIONED", want "PAY_PER_REQUEST"`},
+		{"TTL on ttl", "AttributeName=expiresAt", "AttributeName=ttl", `got TTL attribute "ttl", want "expiresAt"`},
+		{"TTL disabled", "Enabled=true", "Enabled=false", `got TTL attribute ""`},
+		{"no TTL", "awslocal dynamodb update-time-to-live", "awslocal dynamodb describe-time-to-live", "update-time-to-live"},
+		{"no create-table", "awslocal dynamodb create-table", "awslocal dynamodb describe-table", "create-table"},
+		{"fixed table name", `--table-name "$TABLE_NAME" \` + "\n  --attribute", `--table-name other \` + "\n  --attribute", "TABLE_NAME"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(orig, tc.old) {
+				t.Fatalf("create-table.sh no longer contains %q: update this test case", tc.old)
+			}
+			err := checkCreateTable(tpl, strings.Replace(orig, tc.old, tc.new, 1))
+			switch {
+			case err == nil:
+				t.Errorf("got no error, want one containing %q", tc.wantErr)
+			case !strings.Contains(err.Error(), tc.wantErr):
+				t.Errorf("got error %q, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// ------------------------------------------------------------------ checks
+
+func checkParameters(tpl *Template, _ string) error {
+	var errs []error
+	got := tpl.ParameterDefaults()
+	for name, want := range wantParameters {
+		if got[name] != want {
+			errs = append(errs, fmt.Errorf("parameter %s: got default %q, want %q", name, got[name], want))
+		}
+	}
+	p := tpl.CFN.Parameters["MaxMessageBytes"]
+	if p.MinValue == nil || *p.MinValue != 1 || p.MaxValue == nil || *p.MaxValue != 131072 {
+		errs = append(errs, fmt.Errorf("parameter MaxMessageBytes: got range %v..%v, want 1..131072 (API Gateway's message limit)", deref(p.MinValue), deref(p.MaxValue)))
+	}
+	allowed := fmt.Sprint(tpl.CFN.Parameters["LogLevel"].AllowedValues)
+	if want := "[debug info warn error]"; allowed != want {
+		errs = append(errs, fmt.Errorf("parameter LogLevel: got allowed values %s, want %s", allowed, want))
+	}
+	return errors.Join(errs...)
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return "unset"
+	}
+	return *p
+}
+
+func checkRoutes(tpl *Template, _ string) error {
+	var errs []error
+	if got, want := tpl.RouteSelectionExpression(), "$request.body.action"; got != want {
+		errs = append(errs, fmt.Errorf("route selection expression: got %q, want %q", got, want))
+	}
+	routes, err := tpl.Routes()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	seen := map[string]bool{}
+	for _, r := range routes {
+		seen[r.Key] = true
+		want, ok := wantRoutes[r.Key]
+		if !ok {
+			errs = append(errs, fmt.Errorf("got route %s (%s), want only %v", r.Key, r.LogicalID, sortedKeys(wantRoutes)))
+			continue
+		}
+		if r.Function != want {
+			errs = append(errs, fmt.Errorf("route %s: got function %s, want %s", r.Key, r.Function, want))
+		}
+		if r.IntegrationType != "AWS_PROXY" {
+			errs = append(errs, fmt.Errorf("route %s: got integration type %q, want AWS_PROXY", r.Key, r.IntegrationType))
+		}
+		// Only $default answers the client (PONG, IDENTIFY's answer, ERROR).
+		if want := r.Key == "$default"; r.HasRouteResponse != want {
+			errs = append(errs, fmt.Errorf("route %s: got route response %v, want %v", r.Key, r.HasRouteResponse, want))
+		}
+		if r.HasRouteResponse {
+			if e := tpl.CFN.GetAllApiGatewayV2RouteResources()[r.LogicalID].RouteResponseSelectionExpression; *e != "$default" {
+				errs = append(errs, fmt.Errorf("route %s: got RouteResponseSelectionExpression %q, want $default", r.Key, *e))
+			}
+			for id, rr := range tpl.CFN.GetAllApiGatewayV2RouteResponseResources() {
+				if rr.RouteId == RefPrefix+r.LogicalID && rr.RouteResponseKey != "$default" {
+					errs = append(errs, fmt.Errorf("route response %s: got RouteResponseKey %q, want $default", id, rr.RouteResponseKey))
+				}
+			}
+		}
+	}
+	for _, key := range sortedKeys(wantRoutes) {
+		if !seen[key] {
+			errs = append(errs, fmt.Errorf("got routes %v, want route %s", routeKeys(routes), key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkStage checks that the stage serves a deployment taken after every
+// route and route response exists.
+func checkStage(tpl *Template, _ string) error {
+	var errs []error
+	deployments := tpl.CFN.GetAllApiGatewayV2DeploymentResources()
+	if len(deployments) != 1 {
+		return fmt.Errorf("got %d deployments, want 1", len(deployments))
+	}
+	var depID string
+	var dependsOn []string
+	for id, d := range deployments {
+		depID, dependsOn = id, d.AWSCloudFormationDependsOn
+	}
+	var want []string
+	for id := range tpl.CFN.GetAllApiGatewayV2RouteResources() {
+		want = append(want, id)
+	}
+	for id := range tpl.CFN.GetAllApiGatewayV2RouteResponseResources() {
+		want = append(want, id)
+	}
+	sort.Strings(want)
+	for _, id := range want {
+		if !contains(dependsOn, id) {
+			errs = append(errs, fmt.Errorf("deployment %s: got DependsOn %v, want it to include %s", depID, dependsOn, id))
+		}
+	}
+	stages := tpl.CFN.GetAllApiGatewayV2StageResources()
+	if len(stages) != 1 {
+		return errors.Join(append(errs, fmt.Errorf("got %d stages, want 1", len(stages)))...)
+	}
+	for id, s := range stages {
+		if got := str(s.DeploymentId); got != RefPrefix+depID {
+			errs = append(errs, fmt.Errorf("stage %s: got DeploymentId %q, want %q", id, got, RefPrefix+depID))
+		}
+		if s.StageName != "ref:StageName" {
+			errs = append(errs, fmt.Errorf("stage %s: got StageName %q, want ref:StageName", id, s.StageName))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkCode checks that every function's CodeUri is a directory of the
+// repository holding a Go main package with a func main, as built for
+// Lambda (linux/arm64, -tags lambda.norpc).
+func checkCode(tpl *Template, root string) error {
+	var errs []error
+	fns := tpl.Functions()
+	for _, id := range tpl.FunctionIDs() {
+		f := fns[id]
+		if f.CodeURI == "" || !filepath.IsLocal(filepath.FromSlash(f.CodeURI)) {
+			errs = append(errs, fmt.Errorf("function %s: got CodeUri %q, want a directory inside the repository", id, f.CodeURI))
+			continue
+		}
+		if err := mainPackage(filepath.Join(root, filepath.FromSlash(f.CodeURI))); err != nil {
+			errs = append(errs, fmt.Errorf("function %s: CodeUri %s: %w", id, f.CodeURI, err))
+		}
+		if f.BuildMethod != "go1.x" {
+			errs = append(errs, fmt.Errorf("function %s: got Metadata.BuildMethod %q, want go1.x", id, f.BuildMethod))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func mainPackage(dir string) error {
+	ctx := build.Default
+	ctx.GOOS, ctx.GOARCH, ctx.CgoEnabled = "linux", "arm64", false
+	ctx.BuildTags = []string{"lambda.norpc"}
+	pkg, err := ctx.ImportDir(dir, 0)
+	if err != nil {
+		return err
+	}
+	if pkg.Name != "main" {
+		return fmt.Errorf("got package %s, want main", pkg.Name)
+	}
+	fset := token.NewFileSet()
+	for _, name := range pkg.GoFiles {
+		file, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		if file.Name.Name != "main" {
+			return fmt.Errorf("%s: got package %s, want main", name, file.Name.Name)
+		}
+		for _, d := range file.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv == nil && fd.Name.Name == "main" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("got no func main in %v, want one", pkg.GoFiles)
+}
+
+func checkRuntime(tpl *Template, _ string) error {
+	var errs []error
+	fns := tpl.Functions()
+	if got, want := tpl.FunctionIDs(), sortedKeys(wantManageConnections); !reflect.DeepEqual(got, want) {
+		errs = append(errs, fmt.Errorf("got functions %v, want %v", got, want))
+	}
+	for _, id := range tpl.FunctionIDs() {
+		f := fns[id]
+		if f.Runtime != "provided.al2023" {
+			errs = append(errs, fmt.Errorf("function %s: got runtime %q, want %q", id, f.Runtime, "provided.al2023"))
+		}
+		if f.Handler != "bootstrap" {
+			errs = append(errs, fmt.Errorf("function %s: got handler %q, want %q", id, f.Handler, "bootstrap"))
+		}
+		if !reflect.DeepEqual(f.Architectures, []string{"arm64"}) {
+			errs = append(errs, fmt.Errorf("function %s: got architectures %v, want [arm64]", id, f.Architectures))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// manageConnectionsResource is the only resource execute-api:ManageConnections
+// may be granted on: any verb and connection of this API's stage.
+func manageConnectionsResource(api string) *regexp.Regexp {
+	return regexp.MustCompile(`^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{` +
+		regexp.QuoteMeta(api) + `\}/\$\{StageName\}/(?:\*|POST|GET|DELETE)/@connections/[^/]+$`)
+}
+
+// checkPolicies checks least privilege: every function has CRUD on Table and
+// nothing else of DynamoDB, no managed policy, and ManageConnections only on
+// this stage's @connections, only where wantManageConnections says so.
+func checkPolicies(tpl *Template, _ string) error {
+	api, err := tpl.WebSocketAPI()
+	if err != nil {
+		return err
+	}
+	manageRE := manageConnectionsResource(api)
+	wantResource := "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${" + api + "}/${StageName}/*/@connections/*"
+	var errs []error
+	fns := tpl.Functions()
+	for _, id := range tpl.FunctionIDs() {
+		f := fns[id]
+		fail := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("function %s: "+format, append([]any{id}, args...)...))
+		}
+		if f.Role != "" {
+			fail("got Role %q, want none (SAM would ignore Policies)", f.Role)
+		}
+		crud, manage := 0, false
+		for _, p := range f.Policies {
+			switch {
+			case p.Managed != "":
+				fail("got managed policy %q, want only DynamoDBCrudPolicy and ManageConnections", p.Managed)
+			case p.Template == "DynamoDBCrudPolicy":
+				if tn := p.Parameters["TableName"]; tn != "ref:Table" {
+					fail("got DynamoDBCrudPolicy TableName %q, want %q", fmt.Sprint(tn), "ref:Table")
+				} else {
+					crud++
+				}
+			case p.Template != "":
+				fail("got policy template %s, want only DynamoDBCrudPolicy", p.Template)
+			case p.Statements != nil:
+				for _, s := range p.Statements {
+					if len(s.NotAction) > 0 || len(s.NotResource) > 0 {
+						fail("got NotAction %v / NotResource %v, want neither", s.NotAction, s.NotResource)
+					}
+					if s.Effect != "Allow" {
+						continue // a Deny grants nothing
+					}
+					for _, a := range s.Action {
+						if a != "execute-api:ManageConnections" {
+							fail("got Action %q, want only execute-api:ManageConnections", a)
+						}
+					}
+					if len(s.Resource) == 0 {
+						fail("got a statement with no Resource, want %s", wantResource)
+					}
+					for _, r := range s.Resource {
+						if !manageRE.MatchString(r) {
+							fail("got Resource %q, want %s", r, wantResource)
+						}
+					}
+					manage = manage || contains(s.Action, "execute-api:ManageConnections")
+				}
+			default:
+				fail("got policy entry %v, want DynamoDBCrudPolicy or a policy document", p.Raw)
+			}
+		}
+		if crud != 1 {
+			fail("got %d DynamoDBCrudPolicy on Table, want 1", crud)
+		}
+		if want := wantManageConnections[id]; manage != want {
+			fail("got ManageConnections %v, want %v", manage, want)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkPermissions checks that each function may be invoked by API Gateway
+// only through its own route of the WebSocket API.
+func checkPermissions(tpl *Template, _ string) error {
+	api, err := tpl.WebSocketAPI()
+	if err != nil {
+		return err
+	}
+	routes, err := tpl.Routes()
+	if err != nil {
+		return err
+	}
+	routeOf := map[string]string{} // function → its route key
+	for _, r := range routes {
+		routeOf[r.Function] = r.Key
+	}
+	arnRE := regexp.MustCompile(`^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{` +
+		regexp.QuoteMeta(api) + `\}/([^/]+)/(.+)$`)
+	var errs []error
+	count := map[string]int{}
+	perms := tpl.CFN.GetAllLambdaPermissionResources()
+	for _, id := range sortedKeys(perms) {
+		p := perms[id]
+		fail := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("permission %s: "+format, append([]any{id}, args...)...))
+		}
+		if p.Action != "lambda:InvokeFunction" {
+			fail("got Action %q, want lambda:InvokeFunction", p.Action)
+		}
+		if p.Principal != "apigateway.amazonaws.com" {
+			fail("got Principal %q, want apigateway.amazonaws.com", p.Principal)
+		}
+		fn := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(p.FunctionName, RefPrefix), GetAttPrefix), ".Arn")
+		key, ok := routeOf[fn]
+		if !ok {
+			fail("got FunctionName %q, want a function a route invokes", p.FunctionName)
+			continue
+		}
+		count[fn]++
+		wantArn := "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${" + api + "}/*/" + key
+		m := arnRE.FindStringSubmatch(str(p.SourceArn))
+		if m == nil || m[2] != key {
+			fail("got SourceArn %q, want %s", str(p.SourceArn), wantArn)
+		}
+	}
+	for _, r := range routes {
+		if count[r.Function] != 1 {
+			errs = append(errs, fmt.Errorf("function %s: got %d invoke permissions, want 1 (for route %s)", r.Function, count[r.Function], r.Key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tableSpec is what the template and create-table.sh must agree on.
+type tableSpec struct {
+	Billing     string
+	Hash, Range string
+	Attrs       map[string]string // attribute name → type
+	TTL         string            // attribute with TTL enabled; "" if none
+	Indexes     int
+}
+
+func (s tableSpec) diff(want tableSpec) []error {
+	var errs []error
+	if s.Billing != want.Billing {
+		errs = append(errs, fmt.Errorf("got billing mode %q, want %q", s.Billing, want.Billing))
+	}
+	if s.Hash != want.Hash {
+		errs = append(errs, fmt.Errorf("got hash key %q, want %q", s.Hash, want.Hash))
+	}
+	if s.Range != want.Range {
+		errs = append(errs, fmt.Errorf("got range key %q, want %q", s.Range, want.Range))
+	}
+	if !reflect.DeepEqual(s.Attrs, want.Attrs) {
+		errs = append(errs, fmt.Errorf("got attributes %v, want %v", s.Attrs, want.Attrs))
+	}
+	if s.TTL != want.TTL {
+		errs = append(errs, fmt.Errorf("got TTL attribute %q, want %q", s.TTL, want.TTL))
+	}
+	if s.Indexes != want.Indexes {
+		errs = append(errs, fmt.Errorf("got %d secondary indexes, want %d", s.Indexes, want.Indexes))
+	}
+	return errs
+}
+
+func templateTable(tpl *Template) (tableSpec, []error) {
+	var errs []error
+	tables := tpl.CFN.GetAllDynamoDBTableResources()
+	tb, ok := tables["Table"]
+	if !ok || len(tables) != 1 {
+		return tableSpec{}, []error{fmt.Errorf("got tables %v, want exactly one named Table", sortedKeys(tables))}
+	}
+	s := tableSpec{Billing: str(tb.BillingMode), Attrs: map[string]string{}}
+	s.Indexes = len(tb.GlobalSecondaryIndexes) + len(tb.LocalSecondaryIndexes)
+	for _, a := range tb.AttributeDefinitions {
+		s.Attrs[a.AttributeName] = a.AttributeType
+	}
+	for i, k := range tb.KeySchema {
+		switch {
+		case i == 0 && k.KeyType == "HASH":
+			s.Hash = k.AttributeName
+		case i == 1 && k.KeyType == "RANGE":
+			s.Range = k.AttributeName
+		default:
+			errs = append(errs, fmt.Errorf("got key schema element %d %s %s, want pk HASH then sk RANGE", i, k.AttributeName, k.KeyType))
+		}
+	}
+	if ttl := tb.TimeToLiveSpecification; ttl == nil {
+		errs = append(errs, errors.New("got no TimeToLiveSpecification, want TTL on expiresAt"))
+	} else {
+		if !ttl.Enabled {
+			errs = append(errs, errors.New("got TTL enabled false, want true"))
+		}
+		s.TTL = str(ttl.AttributeName)
+	}
+	return s, errs
+}
+
+func checkTable(tpl *Template, _ string) error {
+	s, errs := templateTable(tpl)
+	errs = append(errs, s.diff(wantTable)...)
+	tb := tpl.CFN.GetAllDynamoDBTableResources()["Table"]
+	if tb == nil {
+		return errors.Join(errs...)
+	}
+	if p := tb.PointInTimeRecoverySpecification; p == nil || p.PointInTimeRecoveryEnabled == nil || !*p.PointInTimeRecoveryEnabled {
+		errs = append(errs, errors.New("got point-in-time recovery disabled, want enabled"))
+	}
+	if sse := tb.SSESpecification; sse == nil || !sse.SSEEnabled {
+		errs = append(errs, errors.New("got SSE disabled, want SSESpecification.SSEEnabled true"))
+	}
+	if tb.ProvisionedThroughput != nil {
+		errs = append(errs, errors.New("got ProvisionedThroughput, want none (on-demand)"))
+	}
+	return errors.Join(errs...)
+}
+
+func checkOutputs(tpl *Template, _ string) error {
+	var errs []error
+	out := func(name string) string {
+		o, ok := tpl.CFN.Outputs[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("got no output %s, want one", name))
+			return ""
+		}
+		s, _ := o.Value.(string)
+		return s
+	}
+	url, mgmt, table := out("WebSocketURL"), out("ManagementEndpoint"), out("TableName")
+	if !strings.HasPrefix(url, "wss://") {
+		errs = append(errs, fmt.Errorf("output WebSocketURL: got %q, want it to start with wss://", url))
+	}
+	if want := "https://" + strings.TrimPrefix(url, "wss://"); mgmt != want {
+		errs = append(errs, fmt.Errorf("output ManagementEndpoint: got %q, want %q (WebSocketURL over https)", mgmt, want))
+	}
+	if want := wantEnvironment["MANAGEMENT_ENDPOINT"]; mgmt != want {
+		errs = append(errs, fmt.Errorf("output ManagementEndpoint: got %q, want %q", mgmt, want))
+	}
+	if table != "ref:Table" {
+		errs = append(errs, fmt.Errorf("output TableName: got %q, want ref:Table", table))
+	}
+	return errors.Join(errs...)
+}
+
+func checkEnvironment(tpl *Template, _ string) error {
+	var errs []error
+	fns := tpl.Functions()
+	for _, id := range tpl.FunctionIDs() {
+		env := fns[id].Environment
+		for _, name := range sortedKeys(wantEnvironment) {
+			got, ok := env[name]
+			switch want := wantEnvironment[name]; {
+			case !ok:
+				errs = append(errs, fmt.Errorf("function %s: got no %s, want %q", id, name, want))
+			case got != want:
+				errs = append(errs, fmt.Errorf("function %s: got %s=%q, want %q", id, name, got, want))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkCreateTable checks that the LocalStack init script creates the table
+// as the template defines it. The script is read textually: the arguments
+// of its `awslocal dynamodb create-table` and `update-time-to-live` commands.
+func checkCreateTable(tpl *Template, script string) error {
+	want, errs := templateTable(tpl)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	create, ttl := scriptCommands(script)
+	if len(create) != 1 {
+		return fmt.Errorf("create-table.sh: got %d awslocal dynamodb create-table commands, want 1", len(create))
+	}
+	if len(ttl) != 1 {
+		return fmt.Errorf("create-table.sh: got %d awslocal dynamodb update-time-to-live commands, want 1", len(ttl))
+	}
+	var got tableSpec
+	got.Attrs = map[string]string{}
+	c := create[0]
+	if tn := c["--table-name"]; len(tn) != 1 || tn[0] != "$TABLE_NAME" {
+		errs = append(errs, fmt.Errorf("create-table.sh: create-table got --table-name %v, want $TABLE_NAME", tn))
+	}
+	if !strings.Contains(script, `TABLE_NAME="${TABLE_NAME:-mastersocket}"`) {
+		errs = append(errs, errors.New(`create-table.sh: got no TABLE_NAME="${TABLE_NAME:-mastersocket}", want the name from TABLE_NAME, default mastersocket`))
+	}
+	if b := c["--billing-mode"]; len(b) == 1 {
+		got.Billing = b[0]
+	}
+	for _, a := range c["--attribute-definitions"] {
+		kv := shorthand(a)
+		got.Attrs[kv["AttributeName"]] = kv["AttributeType"]
+	}
+	for _, k := range c["--key-schema"] {
+		kv := shorthand(k)
+		switch kv["KeyType"] {
+		case "HASH":
+			got.Hash = kv["AttributeName"]
+		case "RANGE":
+			got.Range = kv["AttributeName"]
+		}
+	}
+	got.Indexes = len(c["--global-secondary-indexes"]) + len(c["--local-secondary-indexes"])
+	if spec := ttl[0]["--time-to-live-specification"]; len(spec) == 1 {
+		if kv := shorthand(spec[0]); kv["Enabled"] == "true" {
+			got.TTL = kv["AttributeName"]
+		}
+	}
+	for _, err := range got.diff(want) {
+		errs = append(errs, fmt.Errorf("create-table.sh: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// scriptCommands returns the flags of each `awslocal dynamodb create-table`
+// and `awslocal dynamodb update-time-to-live` command of a shell script:
+// flag → the words after it up to the next flag, quotes removed.
+func scriptCommands(script string) (create, ttl []map[string][]string) {
+	script = strings.ReplaceAll(script, "\\\n", " ")
+	for _, line := range strings.Split(script, "\n") {
+		words := strings.Fields(line)
+		if len(words) < 3 || words[0] != "awslocal" || words[1] != "dynamodb" {
+			continue
+		}
+		flags := map[string][]string{}
+		var flag string
+		for _, w := range words[3:] {
+			w = strings.Trim(w, `"'`)
+			switch {
+			case strings.HasPrefix(w, "--"):
+				flag = w
+				flags[flag] = []string{}
+			case strings.HasPrefix(w, ">") || w == "|" || w == "&&" || w == "||":
+				flag = "" // a redirection or the next command
+			case flag != "":
+				flags[flag] = append(flags[flag], w)
+			}
+		}
+		switch words[2] {
+		case "create-table":
+			create = append(create, flags)
+		case "update-time-to-live":
+			ttl = append(ttl, flags)
+		}
+	}
+	return create, ttl
+}
+
+// shorthand parses the AWS CLI shorthand "K=V,K=V".
+func shorthand(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
+}
+
+// --------------------------------------------------------- the package API
+
+func TestRoutes(t *testing.T) {
+	tpl := loadTemplate(t)
+	routes, err := tpl.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Route{
+		{Key: "$connect", Function: "ConnectFunction", LogicalID: "ConnectRoute", Integration: "ConnectIntegration", IntegrationType: "AWS_PROXY"},
+		{Key: "$default", Function: "MessageFunction", HasRouteResponse: true, LogicalID: "DefaultRoute", Integration: "MessageIntegration", IntegrationType: "AWS_PROXY"},
+		{Key: "$disconnect", Function: "DisconnectFunction", LogicalID: "DisconnectRoute", Integration: "DisconnectIntegration", IntegrationType: "AWS_PROXY"},
+	}
+	if !reflect.DeepEqual(routes, want) {
+		t.Errorf("Routes():\ngot  %+v\nwant %+v", routes, want)
+	}
+}
+
+// TestGlobalsMerge checks that Globals merge as SAM merges them.
+func TestGlobalsMerge(t *testing.T) {
+	const src = `
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Level: {Type: String, Default: info}
+Globals:
+  Function:
+    Runtime: provided.al2023
+    Handler: bootstrap
+    Timeout: 30
+    Architectures: [arm64]
+    Environment:
+      Variables:
+        A: global
+        B: !Ref Level
+        N: 5
+Resources:
+  Plain:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/plain
+  Own:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/own
+      Runtime: provided.al2
+      Timeout: 5
+      MemorySize: 512
+      Environment:
+        Variables:
+          B: own
+          C: !GetAtt Plain.Arn
+`
+	tpl, err := Parse([]byte(src), "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns := tpl.Functions()
+	want := map[string]Function{
+		"Plain": {
+			LogicalID: "Plain", CodeURI: "fn/plain", Handler: "bootstrap", Runtime: "provided.al2023",
+			Architectures: []string{"arm64"}, Timeout: 30,
+			Environment: map[string]string{"A": "global", "B": "ref:Level", "N": "5"},
+		},
+		"Own": {
+			LogicalID: "Own", CodeURI: "fn/own", Handler: "bootstrap", Runtime: "provided.al2",
+			Architectures: []string{"arm64"}, Timeout: 5, MemorySize: 512,
+			Environment: map[string]string{"A": "global", "B": "own", "N": "5", "C": "getatt:Plain.Arn"},
+		},
+	}
+	if !reflect.DeepEqual(fns, want) {
+		t.Errorf("Functions():\ngot  %+v\nwant %+v", fns, want)
+	}
+	if got, want := tpl.CodeDir(fns["Own"]), filepath.Join("/repo", "fn", "own"); got != want {
+		t.Errorf("CodeDir: got %q, want %q", got, want)
+	}
+}
+
+func TestIntrinsicsRendering(t *testing.T) {
+	const src = `
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      Environment:
+        Variables:
+          SUB: !Sub "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/${Stage}/${!Literal}"
+          SUB_VARS: !Sub ["${Scheme}://${Host}/${Path}", {Scheme: wss, Host: !Ref Api, Path: !GetAtt Table.Arn}]
+          GETATT_LIST: !GetAtt [Table, StreamArn]
+          GETATT_LONG: {"Fn::GetAtt": ["Table", "Arn"]}
+          PSEUDO: !Ref AWS::AccountId
+          BOOL: true
+      Description: !Ref AWS::NoValue
+`
+	tpl, err := Parse([]byte(src), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := tpl.Functions()["Fn"]
+	want := map[string]string{
+		"SUB":         "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/${Stage}/${!Literal}",
+		"SUB_VARS":    "wss://${Api}/${Table.Arn}",
+		"GETATT_LIST": "getatt:Table.StreamArn",
+		"GETATT_LONG": "getatt:Table.Arn",
+		"PSEUDO":      "ref:AWS::AccountId",
+		"BOOL":        "true",
+	}
+	if !reflect.DeepEqual(fn.Environment, want) {
+		t.Errorf("Environment:\ngot  %v\nwant %v", fn.Environment, want)
+	}
+	if d := tpl.CFN.GetAllServerlessFunctionResources()["Fn"].Description; d != nil {
+		t.Errorf("Description (!Ref AWS::NoValue): got %q, want unset", *d)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	tpl := loadTemplate(t)
+	values := tpl.ParameterDefaults()
+	values["Table"] = "mastersocket"
+	values["WebSocketApi"] = "abc123"
+	values["AWS::Region"] = "eu-west-1"
+	lookup := func(name string) (string, bool) { v, ok := values[name]; return v, ok }
+
+	env := tpl.Functions()["MessageFunction"].Environment
+	want := map[string]string{
+		"TABLE_NAME":          "mastersocket",
+		"MANAGEMENT_ENDPOINT": "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
+		"MAX_MESSAGE_BYTES":   "32768",
+		"PING_INTERVAL_MS":    "30000",
+		"FANOUT_LIMIT":        "64",
+		"SHARD_COUNT":         "4",
+		"LOG_LEVEL":           "info",
+	}
+	for name, w := range want {
+		got, err := Expand(env[name], lookup)
+		if err != nil || got != w {
+			t.Errorf("Expand(%s=%q): got %q, %v, want %q", name, env[name], got, err, w)
+		}
+	}
+	if got, err := Expand("a ${!Literal} b", lookup); err != nil || got != "a ${Literal} b" {
+		t.Errorf("Expand(escape): got %q, %v, want %q", got, err, "a ${Literal} b")
+	}
+	if _, err := Expand("https://${Nope}/${StageName}", lookup); err == nil || !strings.Contains(err.Error(), "Nope") {
+		t.Errorf("Expand(unknown name): got error %v, want one naming Nope", err)
+	}
+	if _, err := Expand("ref:Nope", lookup); err == nil {
+		t.Error("Expand(ref:Nope): got no error, want one")
+	}
+}
+
+func TestRoutesErrors(t *testing.T) {
+	orig, err := os.ReadFile(templatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, old, new, wantErr string }{
+		{"target names no integration", `Target: !Sub "integrations/${ConnectIntegration}"`, `Target: !Sub "integrations/${Nothing}"`, "Nothing"},
+		{"integration invokes no function", "functions/${ConnectFunction.Arn}/invocations", "functions/${Table.Arn}/invocations", "Table"},
+		{"integration of another API", "      ApiId: !Ref WebSocketApi\n      IntegrationType", "      ApiId: other\n      IntegrationType", "ApiId"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(orig), tc.old) {
+				t.Fatalf("template.yaml no longer contains %q: update this test case", tc.old)
+			}
+			tpl, err := Parse([]byte(strings.Replace(string(orig), tc.old, tc.new, 1)), repoRoot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tpl.Routes()
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Routes(): got error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestLoadConcurrently guards the lock around goformation's intrinsic
+// processing, which writes a package-level map on every call (run with -race).
+func TestLoadConcurrently(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := Load(templatePath); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// ----------------------------------------------------------------- helpers
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func routeKeys(routes []Route) []string {
+	keys := make([]string, len(routes))
+	for i, r := range routes {
+		keys[i] = r.Key
+	}
+	return keys
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

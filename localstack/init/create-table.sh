@@ -1,0 +1,30 @@
+#!/bin/bash
+# Creates mastersocket's table in LocalStack, exactly as template.yaml's Table:
+# key pk (S, HASH) + sk (S, RANGE), on-demand billing, TTL on expiresAt.
+# (PITR and SSE are left out: they change nothing for a local table.)
+# LocalStack runs it from /etc/localstack/init/ready.d once DynamoDB is ready;
+# internal/template's tests check that it matches template.yaml.
+set -euo pipefail
+
+TABLE_NAME="${TABLE_NAME:-mastersocket}"
+
+if awslocal dynamodb describe-table --table-name "$TABLE_NAME" >/dev/null 2>&1; then
+  echo "create-table: $TABLE_NAME exists"
+  exit 0
+fi
+
+awslocal dynamodb create-table \
+  --table-name "$TABLE_NAME" \
+  --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S \
+  --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE \
+  --billing-mode PAY_PER_REQUEST \
+  >/dev/null
+
+awslocal dynamodb wait table-exists --table-name "$TABLE_NAME"
+
+awslocal dynamodb update-time-to-live \
+  --table-name "$TABLE_NAME" \
+  --time-to-live-specification Enabled=true,AttributeName=expiresAt \
+  >/dev/null
+
+echo "create-table: created $TABLE_NAME"
