@@ -3,26 +3,13 @@
 package main
 
 import (
-	"context"
 	"log"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/mastersocket/mastersocket/internal/handler"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := handler.Start(func(h *handler.Handlers) any { return h.Connect }); err != nil {
 		log.Fatal(err)
 	}
-}
-
-func run() error {
-	h, err := handler.FromEnv(context.Background(), os.Getenv)
-	if err != nil {
-		return err
-	}
-	lambda.Start(h.Connect)
-	return nil
 }

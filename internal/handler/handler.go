@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -181,4 +182,16 @@ func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketPro
 		return events.APIGatewayProxyResponse{}, err
 	}
 	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: string(reply)}, nil
+}
+
+// Start runs the handler that pick chooses as a Lambda function, configured
+// from the environment with FromEnv; the mains of functions/ call it. It
+// returns only when the configuration is unusable.
+func Start(pick func(*Handlers) any) error {
+	h, err := FromEnv(context.Background(), os.Getenv)
+	if err != nil {
+		return err
+	}
+	lambda.Start(pick(h))
+	return nil
 }
