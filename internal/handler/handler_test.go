@@ -134,7 +134,7 @@ func putToken(t testing.TB, s storetest.Store) {
 // body for messages, as the JSON bytes API Gateway would send.
 func event(t testing.TB, name, connID string, connectedAt time.Time, body string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/" + name + ".json")
+	raw, err := os.ReadFile("../../testdata/apigw/" + name + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}

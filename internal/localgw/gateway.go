@@ -1,0 +1,325 @@
+// Package localgw emulates an API Gateway WebSocket API on a laptop: it
+// accepts WebSocket connections, invokes the route functions with the same
+// event JSON that AWS sends ($connect, $disconnect, route selection,
+// $default, route responses), enforces API Gateway's limits and close codes,
+// and serves the @connections management API (PostToConnection,
+// GetConnection, DeleteConnection) with the status codes, X-Amzn-ErrorType
+// headers and JSON bodies that the AWS SDK expects.
+//
+// The gateway knows nothing of mastersocket: it runs whatever functions its
+// Invoker runs. One port serves both the WebSocket endpoint
+// ws://ADDR/STAGE and the management API http://ADDR/STAGE/@connections/ID.
+package localgw
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of Config, from API Gateway's quotas.
+const (
+	DefaultAddr               = "127.0.0.1:3001"
+	DefaultStage              = "dev"
+	DefaultIdleTimeout        = 10 * time.Minute
+	DefaultMaxLifetime        = 2 * time.Hour
+	DefaultMaxFrameBytes      = 32 << 10
+	DefaultMaxMessageBytes    = 128 << 10
+	DefaultIntegrationTimeout = 29 * time.Second
+	DefaultSendQueue          = 1024
+	DefaultRouteSelection     = "$request.body.action"
+)
+
+// Invoker runs the functions that routes name.
+type Invoker interface {
+	// Invoke runs function with an event payload and returns its response
+	// payload. An error means the invocation failed: the function returned
+	// an error, panicked, timed out or could not run.
+	Invoke(ctx context.Context, function string, payload []byte) ([]byte, error)
+}
+
+// Route is a route of the WebSocket API: its key ($connect, $disconnect,
+// $default or a value of the route selection expression), the function its
+// integration invokes, and whether it has a route response (only then is the
+// function's response body sent back to the client).
+type Route struct {
+	Key           string
+	Function      string
+	RouteResponse bool
+}
+
+// Config describes a gateway. Zero fields mean their documented defaults.
+type Config struct {
+	// Addr is where to listen when Listener is nil; default 127.0.0.1:3001.
+	Addr string
+	// Listener, if set, is used instead of listening on Addr.
+	Listener net.Listener
+	// Stage is the stage name, the first segment of every path; default dev.
+	Stage string
+	// APIID is the API id reported in events; default "local".
+	APIID string
+	// Region is reported in ARNs and ids; default us-east-1.
+	Region string
+	// RouteSelectionExpression picks a route for each message; default
+	// $request.body.action.
+	RouteSelectionExpression string
+	// Routes are the API's routes.
+	Routes []Route
+	// Invoker runs the routes' functions; required.
+	Invoker Invoker
+	// IdleTimeout closes a connection with no traffic; default 10 min.
+	IdleTimeout time.Duration
+	// MaxLifetime closes every connection at this age; default 2 h.
+	MaxLifetime time.Duration
+	// MaxFrameBytes is the largest frame a client may send (larger ones
+	// close the connection with 1009); default 32 KiB.
+	MaxFrameBytes int
+	// MaxMessageBytes is the largest message, in one frame or many, a
+	// client may send, and the largest PostToConnection body; default 128 KiB.
+	MaxMessageBytes int
+	// IntegrationTimeout bounds each invocation; default 29 s.
+	IntegrationTimeout time.Duration
+	// SendQueue is the number of frames waiting for a slow client before
+	// PostToConnection answers 429 LimitExceededException; default 1024.
+	SendQueue int
+	// Logger receives one line per connection event and invocation;
+	// default slog.Default().
+	Logger *slog.Logger
+	// Verbose adds message and response bodies to the log, and logs every
+	// management API call.
+	Verbose bool
+}
+
+func (c *Config) setDefaults() error {
+	if c.Invoker == nil {
+		return errors.New("localgw: an Invoker is required")
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Stage == "" {
+		c.Stage = DefaultStage
+	}
+	if strings.ContainsAny(c.Stage, "/ ") {
+		return fmt.Errorf("localgw: stage %q must not contain / or spaces", c.Stage)
+	}
+	if c.APIID == "" {
+		c.APIID = "local"
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.RouteSelectionExpression == "" {
+		c.RouteSelectionExpression = DefaultRouteSelection
+	}
+	defDur(&c.IdleTimeout, DefaultIdleTimeout)
+	defDur(&c.MaxLifetime, DefaultMaxLifetime)
+	defDur(&c.IntegrationTimeout, DefaultIntegrationTimeout)
+	def(&c.MaxFrameBytes, DefaultMaxFrameBytes)
+	def(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	def(&c.SendQueue, DefaultSendQueue)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Gateway is a running emulation of one stage of a WebSocket API.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	ln       net.Listener
+	selector selector
+	routes   map[string]Route
+	mgmt     *http.Server
+	mgmtLn   *chanListener
+
+	mu     sync.RWMutex
+	conns  map[string]*conn // connecting and open connections
+	closed bool
+
+	ctx        context.Context // cancelled by Close
+	cancel     context.CancelFunc
+	handshakes sync.WaitGroup // connections being accepted
+	sessions   sync.WaitGroup // open connections and their $disconnect
+	closeOnce  sync.Once
+	done       chan struct{}
+}
+
+// New returns a gateway listening on cfg.Addr (or cfg.Listener). It serves
+// nothing until Run.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	sel, err := parseSelector(cfg.RouteSelectionExpression)
+	if err != nil {
+		return nil, err
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("localgw: listen: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gateway{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ln:       ln,
+		selector: sel,
+		routes:   make(map[string]Route),
+		conns:    make(map[string]*conn),
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		mgmtLn:   newChanListener(ln.Addr()),
+	}
+	for _, r := range cfg.Routes {
+		g.routes[r.Key] = r
+	}
+	g.mgmt = &http.Server{
+		Handler:           g.mgmtHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return g, nil
+}
+
+// Addr returns the address the gateway listens on.
+func (g *Gateway) Addr() string { return g.ln.Addr().String() }
+
+// URL returns the WebSocket URL clients connect to: ws://ADDR/STAGE.
+func (g *Gateway) URL() string { return "ws://" + g.Addr() + "/" + g.cfg.Stage }
+
+// ManagementEndpoint returns the @connections API endpoint with its stage,
+// as the AWS SDK's BaseEndpoint wants it: http://ADDR/STAGE.
+func (g *Gateway) ManagementEndpoint() string { return "http://" + g.Addr() + "/" + g.cfg.Stage }
+
+// Run serves until ctx is done or Close is called, then closes every
+// connection as API Gateway does when it goes away (1001), waits for their
+// $disconnect invocations and returns. It returns nil after a clean stop.
+func (g *Gateway) Run(ctx context.Context) error {
+	go g.mgmt.Serve(g.mgmtLn)
+	acceptErr := make(chan error, 1)
+	go func() { acceptErr <- g.accept() }()
+	select {
+	case <-ctx.Done():
+	case <-g.ctx.Done():
+	case err := <-acceptErr:
+		if !g.isClosed() {
+			g.Close()
+			return fmt.Errorf("localgw: accept: %w", err)
+		}
+	}
+	return g.Close()
+}
+
+// Close stops the gateway: it stops accepting, closes every connection with
+// 1001 Going away, waits (up to the integration timeout) for their
+// $disconnect invocations and stops the management API. It is idempotent.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+		g.ln.Close()
+		g.mgmtLn.Close()
+		g.handshakes.Wait() // handshakes under way finish: connected or refused
+		g.mu.RLock()
+		conns := make([]*conn, 0, len(g.conns))
+		for _, c := range g.conns {
+			conns = append(conns, c)
+		}
+		g.mu.RUnlock()
+		for _, c := range conns {
+			c.shutdown(closeGoingAway, "Going away", 1001, "Going away")
+		}
+		waited := make(chan struct{})
+		go func() { g.sessions.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(g.cfg.IntegrationTimeout):
+			g.log.Warn("gave up waiting for $disconnect invocations")
+		}
+		g.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.mgmt.Shutdown(ctx)
+		close(g.done)
+	})
+	<-g.done
+	return nil
+}
+
+func (g *Gateway) isClosed() bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.closed
+}
+
+// accept takes TCP connections and sorts them: requests for the management
+// API go to the HTTP server, anything else is a WebSocket handshake.
+func (g *Gateway) accept() error {
+	for {
+		nc, err := g.ln.Accept()
+		if err != nil {
+			if g.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		g.handshakes.Add(1)
+		go func() {
+			defer g.handshakes.Done()
+			g.sort(nc)
+		}()
+	}
+}
+
+// sort reads the first request of a TCP connection and hands it on.
+func (g *Gateway) sort(nc net.Conn) {
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReaderSize(nc, 8<<10)
+	req, raw, err := readRequestHead(br)
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			writeHTTPError(nc, http.StatusBadRequest, `{"message":"Bad Request"}`, nil)
+		}
+		nc.Close()
+		return
+	}
+	if strings.Contains(req.path, "/@connections") { // any stage's: the API answers ForbiddenException for others
+
+		nc.SetReadDeadline(time.Time{})
+		if !g.mgmtLn.deliver(&replayConn{Conn: nc, r: io.MultiReader(strings.NewReader(raw), br)}) {
+			nc.Close()
+		}
+		return
+	}
+	g.handshake(nc, br, req)
+}

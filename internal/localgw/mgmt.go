@@ -1,0 +1,125 @@
+package localgw
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// mgmtHandler serves the @connections management API of the stage, as
+// API Gateway does: restJson1 errors with X-Amzn-ErrorType, so that the AWS
+// SDK maps them to *types.GoneException and the like. Requests are not
+// authenticated: any SigV4 signature, or none, is accepted.
+func (g *Gateway) mgmtHandler() http.Handler {
+	prefix := "/" + g.cfg.Stage + "/@connections/"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Amzn-RequestId", newID())
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix)
+		id, err := url.PathUnescape(rest) // the SDK escapes "=" as %3D
+		if !ok || rest == "" || strings.Contains(rest, "/") || err != nil {
+			awsError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
+			return
+		}
+		switch r.Method {
+		case http.MethodPost:
+			g.postToConnection(w, r, id)
+		case http.MethodGet:
+			g.getConnection(w, id)
+		case http.MethodDelete:
+			g.deleteConnection(w, id)
+		default:
+			awsError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
+		}
+	})
+}
+
+// awsError writes an error the way API Gateway's management API does.
+func awsError(w http.ResponseWriter, status int, errType, message string) {
+	w.Header().Set("X-Amzn-ErrorType", errType)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Message string `json:"message"`
+	}{message})
+}
+
+func (g *Gateway) postToConnection(w http.ResponseWriter, r *http.Request, id string) {
+	max := g.cfg.MaxMessageBytes
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		awsError(w, http.StatusBadRequest, "BadRequestException", "could not read the request body")
+		return
+	}
+	if len(body) > max {
+		awsError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException",
+			"Request body exceeds the maximum size of "+strconv.Itoa(max)+" bytes")
+		g.logCall("POST", id, http.StatusRequestEntityTooLarge, len(body))
+		return
+	}
+	c, ok := g.lookup(id)
+	if !ok {
+		awsError(w, http.StatusGone, "GoneException", "")
+		g.logCall("POST", id, http.StatusGone, len(body))
+		return
+	}
+	switch err := c.send(ws.OpText, body); {
+	case errors.Is(err, errBusy):
+		awsError(w, http.StatusTooManyRequests, "LimitExceededException", "the client is not reading fast enough")
+		g.logCall("POST", id, http.StatusTooManyRequests, len(body))
+	case err != nil:
+		awsError(w, http.StatusGone, "GoneException", "")
+		g.logCall("POST", id, http.StatusGone, len(body))
+	default:
+		w.WriteHeader(http.StatusOK)
+		g.logCall("POST", id, http.StatusOK, len(body))
+	}
+}
+
+func (g *Gateway) getConnection(w http.ResponseWriter, id string) {
+	c, ok := g.lookup(id)
+	if !ok {
+		awsError(w, http.StatusGone, "GoneException", "")
+		g.logCall("GET", id, http.StatusGone, 0)
+		return
+	}
+	type identity struct {
+		SourceIP  string `json:"sourceIp"`
+		UserAgent string `json:"userAgent"`
+	}
+	iso := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(struct {
+		ConnectedAt  string   `json:"connectedAt"`
+		Identity     identity `json:"identity"`
+		LastActiveAt string   `json:"lastActiveAt"`
+	}{iso(c.connectedAt), identity{c.sourceIP, c.userAgent}, iso(time.Unix(0, c.lastActive.Load()))})
+	g.logCall("GET", id, http.StatusOK, 0)
+}
+
+func (g *Gateway) deleteConnection(w http.ResponseWriter, id string) {
+	c, ok := g.lookup(id)
+	if !ok {
+		awsError(w, http.StatusGone, "GoneException", "")
+		g.logCall("DELETE", id, http.StatusGone, 0)
+		return
+	}
+	c.shutdown(closeNormal, "", int(closeNormal), "Connection Closed Normally")
+	w.WriteHeader(http.StatusNoContent)
+	g.logCall("DELETE", id, http.StatusNoContent, 0)
+}
+
+// logCall logs a management API call: always when it failed, and every call
+// in verbose mode.
+func (g *Gateway) logCall(method, id string, status, size int) {
+	if status < 300 && !g.cfg.Verbose {
+		return
+	}
+	g.log.Info("@connections", "method", method, "conn", id, "status", status, "bytes", size)
+}
