@@ -5,11 +5,12 @@ import (
 	"unicode/utf8"
 )
 
-// Delivery returns the frame that recipients of m receive: id, op, event,
-// data and intent as the sender sent them (data byte for byte), and source
-// stamped by the server. Anything the sender put in "source" is dropped.
+// Delivery returns the frame that recipients of m receive: id, op and event
+// as the sender sent them, data byte for byte, the intent the server routed
+// on, and source stamped by the server. Anything the sender put in "source"
+// is dropped.
 func (m *Message) Delivery(src Source) []byte {
-	b := make([]byte, 0, 96+len(m.Data)+len(m.rawEvent)+len(m.rawIntent))
+	b := make([]byte, 0, 128+len(m.Data)+len(m.rawEvent)+len(m.Intent.Identifier))
 	b = append(b, '{')
 	if m.ID != "" {
 		b = append(b, `"id":`...)
@@ -27,11 +28,7 @@ func (m *Message) Delivery(src Source) []byte {
 		b = append(b, m.Data...)
 	}
 	b = append(b, `,"intent":`...)
-	if m.rawIntent != nil {
-		b = append(b, m.rawIntent...)
-	} else {
-		b = appendIntent(b, m.Intent)
-	}
+	b = appendIntent(b, m.Intent)
 	b = append(b, `,"source":{"id":`...)
 	b = appendString(b, src.ID)
 	b = append(b, `,"group":`...)

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"unicode/utf8"
 )
 
@@ -52,9 +53,10 @@ type Message struct {
 	// Intent is set for EVENT and REPLY.
 	Intent Intent
 
-	// The raw JSON of the fields passed through to recipients, so that a
-	// delivery carries them exactly as sent.
-	rawID, rawEvent, rawIntent json.RawMessage
+	// The raw JSON of the id and event, passed through to recipients as
+	// sent. The intent is written from its validated form instead, so that
+	// every recipient reads the target the server routed on.
+	rawID, rawEvent json.RawMessage
 }
 
 // SetID replaces the message's id, as the server does when an EVENT has none.
@@ -71,6 +73,11 @@ func (m *Message) SetID(id string) {
 // A message whose op is missing, not an integer or unknown yields no message.
 // Parse does not check the size limit; callers do, before parsing.
 func Parse(body []byte) (*Message, error) {
+	if !utf8.Valid(body) {
+		// encoding/json would let invalid bytes through, and recipients'
+		// WebSocket clients must close on invalid UTF-8 in a text frame.
+		return nil, Errorf(CodeInvalidPayload, "message is not valid UTF-8")
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
 		if json.Valid(body) {
@@ -106,7 +113,7 @@ func Parse(body []byte) (*Message, error) {
 		return nil, &Error{Code: CodeInvalidPayload, Message: "op must be an integer", ID: m.ID}
 	}
 	if !known {
-		return nil, &Error{Code: CodeUnknownOp, Message: "op " + string(raw) + " is not one of 0-5", ID: m.ID}
+		return nil, &Error{Code: CodeUnknownOp, Message: fmt.Sprintf("op %.20s is not one of 0-5", raw), ID: m.ID}
 	}
 	m.Op = op
 	if idErr != nil {
@@ -138,7 +145,7 @@ func Parse(body []byte) (*Message, error) {
 	if err != nil {
 		return fail(CodeInvalidPayload, "%s", err.Message)
 	}
-	m.Intent, m.rawIntent = intent, raw
+	m.Intent = intent
 	return m, nil
 }
 
@@ -214,7 +221,11 @@ func parseIntent(raw json.RawMessage) (Intent, *Error) {
 	in := Intent{Target: Target(target)}
 	switch in.Target {
 	case TargetGlobal:
-		return in, nil // identifier is ignored
+		// The identifier is ignored; a string one is passed on as sent.
+		if rawID, ok := present(fields, "identifier"); ok && rawID[0] == '"' {
+			json.Unmarshal(rawID, &in.Identifier)
+		}
+		return in, nil
 	case TargetGroup, TargetDirect:
 	default:
 		return Intent{}, Errorf(CodeInvalidPayload, "intent.target must be GLOBAL, GROUP or DIRECT, got %q", target)

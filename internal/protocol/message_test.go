@@ -26,6 +26,8 @@ func TestParseValid(t *testing.T) {
 			OpEvent, "", "E", "", Intent{Target: TargetGlobal}},
 		{"global identifier of any type is ignored", `{"op":0,"event":"E","intent":{"target":"GLOBAL","identifier":5}}`,
 			OpEvent, "", "E", "", Intent{Target: TargetGlobal}},
+		{"global string identifier is kept", `{"op":0,"event":"E","intent":{"target":"GLOBAL","identifier":"all"}}`,
+			OpEvent, "", "E", "", Intent{TargetGlobal, "all"}},
 		{"direct", `{"op":0,"event":"E","intent":{"target":"DIRECT","identifier":"6f1c"}}`,
 			OpEvent, "", "E", "", Intent{TargetDirect, "6f1c"}},
 		{"reply without event", `{"op":5,"id":"q","data":[1,2],"intent":{"target":"DIRECT","identifier":"x"}}`,
@@ -72,6 +74,7 @@ func TestParseInvalid(t *testing.T) {
 		hasMsg bool   // whether Parse returns the message along with the error
 	}{
 		{"not json", `{"op":`, CodeInvalidPayload, "", false},
+		{"invalid UTF-8", "{\"op\":0,\"event\":\"E\",\"data\":\"\xff\xfe\",\"intent\":{\"target\":\"GLOBAL\"}}", CodeInvalidPayload, "", false},
 		{"empty", ``, CodeInvalidPayload, "", false},
 		{"array", `[1,2]`, CodeInvalidPayload, "", false},
 		{"string", `"hello"`, CodeInvalidPayload, "", false},
@@ -176,7 +179,7 @@ func TestParseIdentify(t *testing.T) {
 
 func TestDeliveryPassesFieldsThrough(t *testing.T) {
 	body := `{"id":"m\u0031","op":0,"event":"INFO","data":{ "k" : [1, 2.50, "<&>"] },` +
-		`"intent":{"target":"GROUP","identifier":"damon"},"source":{"id":"forged","group":"forged"},"extra":1}`
+		`"intent":{ "identifier":"damon", "target":"DIRECT", "target":"GROUP", "x":1 },"source":{"id":"forged","group":"forged"},"extra":1}`
 	m, err := Parse([]byte(body))
 	if err != nil {
 		t.Fatal(err)
@@ -281,6 +284,8 @@ func FuzzParse(f *testing.F) {
 		`{"id":"m1","op":0,"event":"INFO","data":{"a":1},"intent":{"target":"GROUP","identifier":"damon"}}`,
 		`{"op":5,"data":[1,"x",null],"intent":{"target":"DIRECT","identifier":"6f1c"}}`,
 		`{"op":0,"event":"E","intent":{"target":"GLOBAL","identifier":null},"data":"\u2028<>"}`,
+		`{"op":0,"event":"E","intent":{"target":"GLOBAL","identifier":5}}`,
+		`{"op":0,"event":"E","intent":{"target":"DIRECT","identifier":"a","target":"GLOBAL"}}`,
 		`{"op":1,"data":{"token":"t","group":"g"}}`,
 		`{"op":3,"id":"p"}`, `{"op":2}`, `{"op":4}`, `{"op":6}`, `{"op":1.5}`, `{"op":"0"}`,
 		`[]`, `null`, `{`, ``, `{"op":0,"intent":{"target":"GROUP"}}`, `{"op":-0,"event":"\ud800","intent":{"target":"GLOBAL"}}`,
@@ -317,6 +322,10 @@ func FuzzParse(f *testing.F) {
 		}
 		if m.Data != nil && !bytes.Equal(back["data"], m.Data) {
 			t.Fatalf("data changed: got %s, want %s", back["data"], m.Data)
+		}
+		var typed Frame // what clients decode deliveries into
+		if err := json.Unmarshal(out, &typed); err != nil {
+			t.Fatalf("delivery %s does not decode as a Frame: %v", out, err)
 		}
 		again, err := Parse(out)
 		if err != nil {
