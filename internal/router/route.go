@@ -21,9 +21,15 @@ func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([
 		return errorFrame(protocol.CodeUnauthorized, m.ID, "IDENTIFY before sending %s", m.Op), nil
 	}
 	if m.Op == protocol.OpEvent && m.ID == "" {
-		m.SetID(r.cfg.NewServiceID())
+		m.SetID(r.cfg.NewID())
 	}
 	frame := m.Delivery(protocol.Source{ID: id.ServiceID, Group: id.Group})
+	if len(frame) > MaxDeliveryBytes {
+		return errorFrame(protocol.CodeMessageTooBig, m.ID,
+			"message of %d bytes is too big to deliver once stamped with its source (%d bytes at most)", len(frame), MaxDeliveryBytes), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DeliveryTimeout)
+	defer cancel()
 
 	switch m.Intent.Target {
 	case protocol.TargetDirect:
@@ -62,7 +68,7 @@ func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, f
 	}
 	err := r.sender.Send(ctx, to, frame)
 	if errors.Is(err, ErrGone) {
-		r.forgetGone(ctx, to)
+		r.forgetGone(ctx, to, serviceID)
 		return notFound()
 	}
 	if err != nil {
@@ -83,21 +89,21 @@ func (r *Router) fanOut(ctx context.Context, from string, frame []byte, list fun
 		firstErr                 error
 		errOnce                  sync.Once
 	)
-	deliver := func(to string) {
+	deliver := func(to Member) {
 		defer func() {
 			if p := recover(); p != nil {
 				failed.Add(1)
-				errOnce.Do(func() { firstErr = fmt.Errorf("panic delivering to %s: %v", to, p) })
+				errOnce.Do(func() { firstErr = fmt.Errorf("panic delivering to %s: %v", to.ConnectionID, p) })
 			}
 			<-slots
 			wg.Done()
 		}()
-		err := r.sender.Send(ctx, to, frame)
+		err := r.sender.Send(ctx, to.ConnectionID, frame)
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrGone):
 			gone.Add(1)
-			r.forgetGone(ctx, to)
+			r.forgetGone(ctx, to.ConnectionID, to.ServiceID)
 		default:
 			failed.Add(1)
 			errOnce.Do(func() { firstErr = err })
@@ -115,7 +121,7 @@ func (r *Router) fanOut(ctx context.Context, from string, frame []byte, list fun
 			}
 			recipients.Add(1)
 			wg.Add(1)
-			go deliver(mem.ConnectionID)
+			go deliver(mem)
 		}
 		return nil
 	})

@@ -29,8 +29,12 @@ const (
 	DefaultFanOut          = 64
 	// DefaultItemTTL outlives API Gateway's 2 h connection lifetime by 10
 	// minutes, so a missed $disconnect never leaves a mapping for ever.
-	DefaultItemTTL   = 2*time.Hour + 10*time.Minute
-	DefaultCacheSize = 10000
+	DefaultItemTTL         = 2*time.Hour + 10*time.Minute
+	DefaultCacheSize       = 10000
+	DefaultDeliveryTimeout = 25 * time.Second
+	// MaxDeliveryBytes is the largest frame the gateway delivers
+	// (PostToConnection's limit): a message plus its source must fit.
+	MaxDeliveryBytes = 128 << 10
 )
 
 // Config tunes a Router. The zero value of each field means its default.
@@ -53,8 +57,13 @@ type Config struct {
 	CacheSize int
 	// Logger receives faults and failed deliveries. Default slog.Default().
 	Logger *slog.Logger
-	// NewServiceID returns a fresh service id. Default: a random UUID v4.
-	NewServiceID func() string
+	// DeliveryTimeout bounds the deliveries of one message, so that a
+	// fan-out ends inside API Gateway's 29 s integration timeout; deliveries
+	// still running then count as failed. Default 25s.
+	DeliveryTimeout time.Duration
+	// NewID returns a fresh service id, and the id of an EVENT sent
+	// without one. Default: a random UUID v4.
+	NewID func() string
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }
@@ -87,8 +96,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.NewServiceID == nil {
-		c.NewServiceID = uuid.NewString
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = DefaultDeliveryTimeout
+	} else if c.DeliveryTimeout < 0 {
+		return c, fmt.Errorf("delivery timeout %v: want a positive duration", c.DeliveryTimeout)
+	}
+	if c.NewID == nil {
+		c.NewID = uuid.NewString
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -174,6 +188,11 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err err
 		}
 	}()
 
+	if req.ConnectedAt.IsZero() {
+		// API Gateway always sends connectedAt; without it, expiry would
+		// be computed from the year 1.
+		req.ConnectedAt = r.cfg.Now()
+	}
 	if len(req.Body) > r.cfg.MaxMessageBytes {
 		return errorFrame(protocol.CodeMessageTooBig, "",
 			"message of %d bytes is over the limit of %d bytes", len(req.Body), r.cfg.MaxMessageBytes), nil
@@ -237,7 +256,7 @@ func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message)
 		ID:          req.ConnectionID,
 		ConnectedAt: req.ConnectedAt,
 		ExpiresAt:   req.ConnectedAt.Add(r.cfg.ItemTTL),
-		Identity:    &Identity{ServiceID: r.cfg.NewServiceID(), Group: idf.Group, IdentifiedAt: now},
+		Identity:    &Identity{ServiceID: r.cfg.NewID(), Group: idf.Group, IdentifiedAt: now},
 	}
 	switch err := r.store.Identify(ctx, c); {
 	case errors.Is(err, ErrAlreadyIdentified):
@@ -337,8 +356,12 @@ func (r *Router) forgetCached(connID string) {
 	r.identities.Remove(connID)
 }
 
-// forgetGone removes a connection the gateway reported gone.
-func (r *Router) forgetGone(ctx context.Context, connID string) {
+// forgetGone removes a connection the gateway reported gone, and the
+// cached route to its service.
+func (r *Router) forgetGone(ctx context.Context, connID, serviceID string) {
+	if serviceID != "" {
+		r.services.Remove(serviceID)
+	}
 	if err := r.Disconnect(ctx, connID); err != nil {
 		r.log.Warn("removing a gone connection failed", "connection", connID, "err", err)
 	}

@@ -394,7 +394,7 @@ func groupOf(e *env, c *conn) string {
 }
 
 func TestDeliveredFrame(t *testing.T) {
-	e := newEnv(t, router.Config{NewServiceID: sequence()})
+	e := newEnv(t, router.Config{NewID: sequence()})
 	from, to := e.join("g"), e.join("g")
 
 	from.send(`{"op":0,"id":"keep-me","event":"INFO","data":{ "x" : [1, 2.50] },"intent":{"target":"GROUP","identifier":"g"},"source":{"id":"forged"}}`)
@@ -637,7 +637,6 @@ func TestFanOutIsBounded(t *testing.T) {
 	}
 	var mu sync.Mutex
 	inFlight, peak := 0, 0
-	e.sender.delay = 0
 	probe := &probeSender{sender: e.sender, enter: func() {
 		mu.Lock()
 		inFlight++
@@ -666,4 +665,51 @@ type probeSender struct {
 func (p *probeSender) Send(ctx context.Context, connID string, frame []byte) error {
 	p.enter()
 	return p.sender.Send(ctx, connID, frame)
+}
+
+func TestGoneTargetIsForgottenByEveryContainer(t *testing.T) {
+	e := newEnv(t, router.Config{})
+	other, _ := router.New(e.store, e.sender, router.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	from, to := e.join("g"), e.join("g")
+	direct := router.Request{ConnectionID: from.id, ConnectedAt: from.at,
+		Body: []byte(`{"op":0,"event":"E","intent":{"target":"DIRECT","identifier":"` + to.serviceID + `"}}`)}
+	if _, err := other.Handle(t.Context(), direct); err != nil { // the second container learns the route
+		t.Fatal(err)
+	}
+	e.sender.gone[to.id] = true // the target vanished without $disconnect
+	for range 3 {
+		e.sender.reset()
+		reply, err := other.Handle(t.Context(), direct)
+		if err != nil || !strings.Contains(string(reply), `"code":4006`) {
+			t.Fatalf("got %s, %v; want TARGET_NOT_FOUND", reply, err)
+		}
+	}
+	if got := strings.Join(e.sender.calls, " "); got != "" {
+		t.Errorf("after the 410 the container still posts to the gone target: %s", got)
+	}
+}
+
+func TestDeliveryOverThePostLimit(t *testing.T) {
+	e := newEnv(t, router.Config{MaxMessageBytes: router.MaxMessageBytesLimit})
+	from := e.join("g")
+	e.join("g")
+	body := `{"op":0,"id":"big","event":"E","data":"` + strings.Repeat("x", router.MaxMessageBytesLimit-120) + `","intent":{"target":"GROUP","identifier":"g"}}`
+	if len(body) > router.MaxMessageBytesLimit {
+		t.Fatalf("test message of %d bytes is itself over the limit", len(body))
+	}
+	wantError(t, from.send(body), protocol.CodeMessageTooBig, "big")
+	if len(e.sender.calls) != 0 {
+		t.Errorf("a delivery over the post limit was attempted: %v", e.sender.calls)
+	}
+}
+
+func TestMissingConnectedAtIsNow(t *testing.T) {
+	e := newEnv(t, router.Config{})
+	c := e.connect()
+	c.at = time.Time{} // an event without requestContext.connectedAt
+	c.send(`{"op":1,"data":{"token":"` + goodToken + `","group":"g"}}`)
+	got, err := e.store.Connection(t.Context(), c.id)
+	if err != nil || got.Identity == nil {
+		t.Fatalf("identity was stored already expired: %+v, %v", got, err)
+	}
 }
