@@ -237,6 +237,14 @@ func isConflict(r types.CancellationReason) bool {
 	return aws.ToString(r.Code) == "TransactionConflict"
 }
 
+// isTransactionConflict reports a write refused because a transaction holds
+// the item: DynamoDB answers that to a plain write racing a
+// TransactWriteItems, and the SDK does not retry it.
+func isTransactionConflict(err error) bool {
+	var tce *types.TransactionConflictException
+	return errors.As(err, &tce)
+}
+
 // whyNotIdentifiable turns a failed IDENTIFY condition into ErrNotFound or
 // ErrAlreadyIdentified, from the item the condition saw when DynamoDB
 // returns it, or from a fresh read otherwise.
@@ -409,6 +417,11 @@ func (s *Store) RemoveConnection(ctx context.Context, connID string) error {
 			return nil
 		case errors.As(err, &ccf) && attempt < maxConflictAttempts:
 			continue // identified or removed meanwhile: look again
+		case isTransactionConflict(err) && attempt < maxConflictAttempts:
+			// An IDENTIFY's transaction holds the item: look again after it.
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("delete connection %s: %w", connID, err)
 		}
@@ -441,7 +454,13 @@ func (s *Store) deleteMappings(ctx context.Context, connID string, item map[stri
 	}}
 	for attempt := 1; len(requests) > 0; attempt++ {
 		out, err := s.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: requests})
-		if err != nil {
+		switch {
+		case isTransactionConflict(err) && attempt < maxConflictAttempts:
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
 			return fmt.Errorf("delete mappings of %s: %w", connID, err)
 		}
 		requests = out.UnprocessedItems

@@ -96,7 +96,6 @@ func (s *Store) Identify(_ context.Context, c router.Connection) error {
 	}
 	id := *c.Identity
 	cur.Identity = &id
-	cur.ExpiresAt = c.ExpiresAt
 	s.conns[c.ID] = cur
 	s.services[id.ServiceID] = c.ID
 	members := s.groups[id.Group]
@@ -139,7 +138,7 @@ func (s *Store) ServiceConnection(_ context.Context, serviceID string) (string, 
 }
 
 // GroupMembers calls fn with each page of the group's identified connections.
-func (s *Store) GroupMembers(_ context.Context, group string, fn func([]router.Member) error) error {
+func (s *Store) GroupMembers(ctx context.Context, group string, fn func([]router.Member) error) error {
 	s.mu.RLock()
 	members := make([]router.Member, 0, len(s.groups[group]))
 	for connID, serviceID := range s.groups[group] {
@@ -148,11 +147,11 @@ func (s *Store) GroupMembers(_ context.Context, group string, fn func([]router.M
 		}
 	}
 	s.mu.RUnlock()
-	return s.pages(members, fn)
+	return s.pages(ctx, members, fn)
 }
 
 // AllMembers calls fn with each page of every identified connection.
-func (s *Store) AllMembers(_ context.Context, fn func([]router.Member) error) error {
+func (s *Store) AllMembers(ctx context.Context, fn func([]router.Member) error) error {
 	s.mu.RLock()
 	members := make([]router.Member, 0, len(s.services))
 	for serviceID, connID := range s.services {
@@ -161,14 +160,17 @@ func (s *Store) AllMembers(_ context.Context, fn func([]router.Member) error) er
 		}
 	}
 	s.mu.RUnlock()
-	return s.pages(members, fn)
+	return s.pages(ctx, members, fn)
 }
 
 // pages calls fn with members in pages, outside the lock, so that fn may
-// call back into the store.
-func (s *Store) pages(members []router.Member, fn func([]router.Member) error) error {
+// call back into the store; it stops when ctx ends.
+func (s *Store) pages(ctx context.Context, members []router.Member, fn func([]router.Member) error) error {
 	size := s.pageSize()
 	for len(members) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n := min(size, len(members))
 		if err := fn(members[:n:n]); err != nil {
 			return err
