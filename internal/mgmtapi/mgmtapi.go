@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -55,7 +56,8 @@ type Config struct {
 // Sender reaches WebSocket connections through API Gateway's @connections
 // management API. It is safe for concurrent use.
 type Sender struct {
-	client *apigatewaymanagementapi.Client
+	client      *apigatewaymanagementapi.Client
+	sendRetryer aws.Retryer
 }
 
 var _ router.Sender = (*Sender)(nil)
@@ -98,6 +100,27 @@ func New(awsCfg aws.Config, cfg Config) (*Sender, error) {
 		o.RateLimiter = ratelimit.None
 	})
 
+	// PostToConnection is not idempotent: after a 5xx or a connection reset
+	// the frame may have been delivered, and delivery is at most once. So
+	// Send retries only what certainly did not deliver: 429 (throttled, or
+	// the client's buffer is full) and failures to connect.
+	sendRetryer := retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = cfg.MaxAttempts
+		o.MaxBackoff = cfg.MaxBackoff
+		o.RateLimiter = ratelimit.None
+		o.Retryables = []retry.IsErrorRetryable{
+			retry.NoRetryCanceledError{},
+			retry.RetryableErrorCode{Codes: map[string]struct{}{"LimitExceededException": {}}},
+			retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				var op *net.OpError
+				if errors.As(err, &op) && op.Op == "dial" {
+					return aws.TrueTernary
+				}
+				return aws.UnknownTernary
+			}),
+		}
+	})
+
 	client := apigatewaymanagementapi.NewFromConfig(awsCfg, func(o *apigatewaymanagementapi.Options) {
 		o.BaseEndpoint = aws.String(cfg.Endpoint)
 		o.HTTPClient = httpClient
@@ -106,7 +129,7 @@ func New(awsCfg aws.Config, cfg Config) (*Sender, error) {
 		// the retryer and override cfg.MaxAttempts.
 		o.RetryMaxAttempts = 0
 	})
-	return &Sender{client: client}, nil
+	return &Sender{client: client, sendRetryer: sendRetryer}, nil
 }
 
 func validateEndpoint(endpoint string) error {
@@ -127,9 +150,10 @@ func validateEndpoint(endpoint string) error {
 }
 
 // Send delivers frame to the connection connID with PostToConnection,
-// retrying 429 LimitExceededException and transient errors. It returns an
-// error wrapping router.ErrGone when the connection no longer exists (410),
-// and never on a 429, however long it lasts.
+// retrying 429 LimitExceededException and failures to connect, nothing else
+// (delivery is at most once). It returns an error wrapping router.ErrGone
+// when the connection no longer exists (410); a 429 that outlasts the
+// retries is an error that does not wrap ErrGone.
 func (s *Sender) Send(ctx context.Context, connID string, frame []byte) error {
 	if frame == nil {
 		frame = []byte{} // Data is required: nil would fail validation.
@@ -137,7 +161,7 @@ func (s *Sender) Send(ctx context.Context, connID string, frame []byte) error {
 	_, err := s.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
 		ConnectionId: aws.String(connID),
 		Data:         frame,
-	})
+	}, func(o *apigatewaymanagementapi.Options) { o.Retryer = s.sendRetryer })
 	if err == nil {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
@@ -238,9 +239,11 @@ func TestSendErrors(t *testing.T) {
 			wantAs:       func(err error) bool { var e *types.ForbiddenException; return errors.As(err, &e) },
 		},
 		{
-			name:         "503 forever",
+			// Not retried: the frame may have been delivered before the
+			// 503, and delivery is at most once.
+			name:         "503 is not retried",
 			answer:       unavailable,
-			wantAttempts: maxAttempts,
+			wantAttempts: 1,
 			wantAs:       func(err error) bool { var e *awshttp.ResponseError; return errors.As(err, &e) },
 		},
 	}
@@ -493,4 +496,25 @@ func TestSendConcurrent(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests over %d TCP connections", len(g.seen()), g.newConns.Load())
+}
+
+func TestSendRetriesRefusedConnections(t *testing.T) {
+	// A port with nothing listening: every attempt fails to connect, which
+	// certainly delivered nothing, so each one is retried.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s, err := New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")},
+		Config{Endpoint: "http://" + addr + "/dev", MaxAttempts: 3, MaxBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), "R1kmxc2VNjMCFIA=", []byte("x"))
+	var maxErr *retry.MaxAttemptsError
+	if !errors.As(err, &maxErr) || maxErr.Attempt != 3 {
+		t.Fatalf("got %v, want the 3 attempts exhausted", err)
+	}
 }
