@@ -59,6 +59,12 @@ func New(b Backend) (*Handlers, error) {
 	if _, err := router.New(b.Store, nil, b.Settings.RouterConfig(b.Logger)); err != nil {
 		return nil, err
 	}
+	if ep := b.Settings.ManagementEndpoint; ep != "" {
+		// A bad endpoint fails the cold start, not every invocation.
+		if _, err := h.routerFor(events.APIGatewayWebsocketProxyRequestContext{}); err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvManagementEndpoint, err)
+		}
+	}
 	return h, nil
 }
 
@@ -168,7 +174,10 @@ func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketPro
 	rc := ev.RequestContext
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {
-		if b, err := base64.StdEncoding.DecodeString(ev.Body); err == nil {
+		b, err := base64.StdEncoding.DecodeString(ev.Body)
+		if err != nil {
+			h.log.Warn("body marked base64 is not base64; handling it as sent", "connection", rc.ConnectionID)
+		} else {
 			body = b
 		}
 	}

@@ -467,14 +467,14 @@ func TestSettingsFromEnv(t *testing.T) {
 	env := map[string]string{
 		"TABLE_NAME": "tbl", "MANAGEMENT_ENDPOINT": "https://x/prod", "MAX_MESSAGE_BYTES": "65536",
 		"PING_INTERVAL_MS": "10000", "FANOUT_LIMIT": "32", "SHARD_COUNT": "8", "CACHE_SIZE": "-1",
-		"ITEM_TTL_SECONDS": "3600", "SEND_MAX_ATTEMPTS": "3", "LOG_LEVEL": "debug",
+		"ITEM_TTL_SECONDS": "9000", "SEND_MAX_ATTEMPTS": "3", "LOG_LEVEL": "debug",
 	}
 	s, err := handler.SettingsFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := handler.Settings{Table: "tbl", ManagementEndpoint: "https://x/prod", MaxMessageBytes: 65536,
-		PingInterval: 10 * time.Second, FanOut: 32, Shards: 8, CacheSize: -1, ItemTTL: time.Hour,
+		PingInterval: 10 * time.Second, FanOut: 32, Shards: 8, CacheSize: -1, ItemTTL: 9000 * time.Second,
 		SendMaxAttempts: 3, LogLevel: slog.LevelDebug}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
@@ -483,9 +483,9 @@ func TestSettingsFromEnv(t *testing.T) {
 	if err != nil || s != (handler.Settings{}) {
 		t.Errorf("empty environment: got %+v, %v; want zero settings (defaults)", s, err)
 	}
-	bad := map[string]string{"MAX_MESSAGE_BYTES": "131073", "FANOUT_LIMIT": "many", "LOG_LEVEL": "loud"}
+	bad := map[string]string{"MAX_MESSAGE_BYTES": "131073", "FANOUT_LIMIT": "many", "LOG_LEVEL": "loud", "ITEM_TTL_SECONDS": "3600"}
 	_, err = handler.SettingsFromEnv(func(k string) string { return bad[k] })
-	for _, name := range []string{"MAX_MESSAGE_BYTES", "FANOUT_LIMIT", "LOG_LEVEL"} {
+	for _, name := range []string{"MAX_MESSAGE_BYTES", "FANOUT_LIMIT", "LOG_LEVEL", "ITEM_TTL_SECONDS"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("got %v, want an error naming %s", err, name)
 		}
@@ -496,5 +496,18 @@ func TestFromEnvNeedsATable(t *testing.T) {
 	_, err := handler.FromEnv(context.Background(), func(string) string { return "" })
 	if err == nil || !strings.Contains(err.Error(), "TABLE_NAME") {
 		t.Fatalf("got %v, want an error naming TABLE_NAME", err)
+	}
+}
+
+func TestBadManagementEndpointFailsAtStart(t *testing.T) {
+	_, err := handler.New(handler.Backend{
+		Store: memstore.New(),
+		NewSender: func(endpoint string) (router.Sender, error) {
+			return mgmtapi.New(aws.Config{}, mgmtapi.Config{Endpoint: endpoint})
+		},
+		Settings: handler.Settings{ManagementEndpoint: "not a url"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "MANAGEMENT_ENDPOINT") {
+		t.Fatalf("got %v, want an error naming MANAGEMENT_ENDPOINT", err)
 	}
 }

@@ -37,7 +37,8 @@ type Settings struct {
 	// (CACHE_SIZE); default 10000, negative disables them.
 	CacheSize int
 	// ItemTTL is how long after connecting the table may forget a
-	// connection (ITEM_TTL_SECONDS); default 7800 (2 h 10 min).
+	// connection (ITEM_TTL_SECONDS); default 7800 (2 h 10 min), at least
+	// 7200, API Gateway's connection lifetime.
 	ItemTTL time.Duration
 	// SendMaxAttempts is the number of attempts of one PostToConnection,
 	// retrying 429 with backoff (SEND_MAX_ATTEMPTS); default 5.
@@ -86,7 +87,9 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	s.FanOut = intVar(EnvFanOut, 1, 10000)
 	s.Shards = intVar(EnvShards, 1, 1000)
 	s.CacheSize = intVar(EnvCacheSize, -1, 10_000_000)
-	s.ItemTTL = time.Duration(intVar(EnvItemTTLSeconds, 60, 366*24*3600)) * time.Second
+	// Below API Gateway's 2 h connection lifetime, live connections would
+	// expire while still open.
+	s.ItemTTL = time.Duration(intVar(EnvItemTTLSeconds, 7200, 366*24*3600)) * time.Second
 	s.SendMaxAttempts = intVar(EnvSendMaxAttempts, 1, 20)
 	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
 		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
