@@ -10,6 +10,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi v1.32.0
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
 	github.com/awslabs/goformation/v7 v7.14.9
+	github.com/coder/websocket v1.8.14
 	github.com/gobwas/ws v1.4.0
 	github.com/google/uuid v1.6.0
 )

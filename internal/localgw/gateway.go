@@ -307,7 +307,10 @@ func (g *Gateway) sort(nc net.Conn) {
 	br := bufio.NewReaderSize(nc, 8<<10)
 	req, raw, err := readRequestHead(br)
 	if err != nil {
-		if !errors.Is(err, io.EOF) {
+		// An HTTP client may open a connection it ends up not using: a
+		// timeout or EOF before any request closes it without a word.
+		var ne net.Error
+		if !errors.Is(err, io.EOF) && !(errors.As(err, &ne) && ne.Timeout()) {
 			writeHTTPError(nc, http.StatusBadRequest, `{"message":"Bad Request"}`, nil)
 		}
 		nc.Close()

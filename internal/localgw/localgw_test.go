@@ -465,9 +465,24 @@ func TestCloseEndsEveryConnection(t *testing.T) {
 }
 
 func TestManagementAPIWithTheAWSSDK(t *testing.T) {
-	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, Stage: "dev"})
-	api := mgmtClient(gw)
+	for _, transport := range []string{"http", "in-memory"} {
+		t.Run(transport, func(t *testing.T) {
+			rec := newRecorder(standardFuncs())
+			gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, Stage: "dev"})
+			api := mgmtClient(gw)
+			if transport == "in-memory" {
+				api = apigatewaymanagementapi.New(apigatewaymanagementapi.Options{
+					Region: "us-east-1", Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1,
+					BaseEndpoint: aws.String(gw.ManagementEndpoint()),
+					HTTPClient:   &http.Client{Transport: gw.ManagementTransport()},
+				})
+			}
+			testManagementAPI(t, gw, rec, api)
+		})
+	}
+}
+
+func testManagementAPI(t *testing.T, gw *localgw.Gateway, rec *recorder, api *apigatewaymanagementapi.Client) {
 	ctx := context.Background()
 	c := dial(t, gw.URL(), http.Header{"User-Agent": {"sdk-test"}})
 	ev, _ := rec.event(t, "Connect")

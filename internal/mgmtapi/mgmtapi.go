@@ -51,6 +51,9 @@ type Config struct {
 	// MaxBackoff caps the jittered exponential backoff between attempts;
 	// default DefaultMaxBackoff.
 	MaxBackoff time.Duration
+	// HTTPClient, if set, carries the calls instead of the pooled client
+	// that MaxConns sizes (the local gateway passes an in-memory one).
+	HTTPClient aws.HTTPClient
 }
 
 // Sender reaches WebSocket connections through API Gateway's @connections
@@ -85,13 +88,16 @@ func New(awsCfg aws.Config, cfg Config) (*Sender, error) {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
 
-	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	var httpClient aws.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = cfg.MaxConns
 		t.MaxIdleConnsPerHost = cfg.MaxConns
 		// The SDK's default transport caps connections per host at 2048;
 		// 0 means no limit.
 		t.MaxConnsPerHost = 0
 	})
+	if cfg.HTTPClient != nil {
+		httpClient = cfg.HTTPClient
+	}
 	retryer := retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = cfg.MaxAttempts
 		o.MaxBackoff = cfg.MaxBackoff

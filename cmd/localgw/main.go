@@ -1,0 +1,80 @@
+// Command localgw runs mastersocket on your machine: a faithful emulation of
+// API Gateway's WebSocket API and @connections management API, running the
+// functions of template.yaml, on an embedded in-memory store or on DynamoDB.
+//
+//	go run ./cmd/localgw [flags]
+//
+// It prints the WebSocket URL, the management endpoint and a token that
+// IDENTIFY accepts for every group, then logs one line per connection event
+// and invocation. SIGINT or SIGTERM stops it, closing every connection.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mastersocket/mastersocket/internal/localgw"
+	"github.com/mastersocket/mastersocket/internal/localrun"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "localgw:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("localgw", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o localrun.Options
+	fs.StringVar(&o.Addr, "addr", localgw.DefaultAddr, "address to listen on")
+	fs.StringVar(&o.Stage, "stage", localgw.DefaultStage, "stage name: ws://ADDR/STAGE")
+	fs.StringVar(&o.Token, "token", "", "a token IDENTIFY accepts for all groups (default: generate one and print it)")
+	fs.StringVar(&o.Store, "store", localrun.StoreMemory, "memory or dynamodb")
+	fs.StringVar(&o.DynamoDBEndpoint, "dynamodb-endpoint", os.Getenv("DYNAMODB_ENDPOINT"), "DynamoDB endpoint for --store dynamodb, e.g. http://127.0.0.1:8000 (empty: AWS)")
+	fs.StringVar(&o.Table, "table", "mastersocket", "DynamoDB table for --store dynamodb, created when missing")
+	fs.StringVar(&o.Functions, "functions", localrun.FunctionsInProcess, "inprocess, or binaries: build each function and run its bootstrap behind an emulated Lambda Runtime API")
+	fs.StringVar(&o.Template, "template", "template.yaml", "the SAM template whose routes and functions to run")
+	fs.DurationVar(&o.Gateway.IdleTimeout, "idle-timeout", localgw.DefaultIdleTimeout, "close connections idle this long (1001)")
+	fs.DurationVar(&o.Gateway.MaxLifetime, "max-lifetime", localgw.DefaultMaxLifetime, "close connections this old (1001)")
+	fs.DurationVar(&o.Gateway.IntegrationTimeout, "integration-timeout", localgw.DefaultIntegrationTimeout, "limit of one invocation")
+	fs.BoolVar(&o.Verbose, "verbose", false, "log message and response bodies, events and every @connections call")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	level := slog.LevelInfo
+	if o.Verbose {
+		level = slog.LevelDebug
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: shortTime}))
+
+	s, err := localrun.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, s.Summary)
+	err = s.Run(ctx)
+	fmt.Fprintln(stderr, "localgw: stopped")
+	return err
+}
+
+// shortTime logs the time of day only, for a person reading along.
+func shortTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05.000"))
+	}
+	return a
+}
+

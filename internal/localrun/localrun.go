@@ -1,0 +1,455 @@
+// Package localrun runs mastersocket on a laptop: the routes and functions of
+// template.yaml on the local API Gateway emulator (internal/localgw), the
+// functions either in this process or as built bootstrap binaries, on the
+// embedded in-memory store or on DynamoDB (Local, LocalStack or AWS). It is
+// what cmd/localgw runs and what the end-to-end tests start.
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/mastersocket/mastersocket/internal/dynamostore"
+	"github.com/mastersocket/mastersocket/internal/handler"
+	"github.com/mastersocket/mastersocket/internal/lambdart"
+	"github.com/mastersocket/mastersocket/internal/localgw"
+	"github.com/mastersocket/mastersocket/internal/memstore"
+	"github.com/mastersocket/mastersocket/internal/mgmtapi"
+	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/template"
+	"github.com/mastersocket/mastersocket/internal/token"
+)
+
+// Store and function modes.
+const (
+	StoreMemory   = "memory"
+	StoreDynamoDB = "dynamodb"
+
+	FunctionsInProcess = "inprocess"
+	FunctionsBinaries  = "binaries"
+)
+
+// Local values of the template's pseudo parameters and ids.
+const (
+	localAPIID   = "local"
+	localRegion  = "us-east-1"
+	localAccount = "000000000000"
+)
+
+// Options are the settings of a local run; zero fields mean the defaults
+// that cmd/localgw documents.
+type Options struct {
+	// Addr to listen on; default 127.0.0.1:3001 (use 127.0.0.1:0 in tests).
+	Addr string
+	// Stage; default dev.
+	Stage string
+	// Template is the SAM template to run; default template.yaml.
+	Template string
+	// Token is accepted for all groups; empty: a new one is generated.
+	Token string
+	// Store is memory (default) or dynamodb.
+	Store string
+	// DynamoDBEndpoint and Table locate the DynamoDB table of the dynamodb
+	// store; the table is created when missing. Default table: mastersocket.
+	DynamoDBEndpoint string
+	Table            string
+	// Functions is inprocess (default) or binaries.
+	Functions string
+	// BuildDir holds the built bootstraps of binaries mode; default a
+	// folder of the user's cache.
+	BuildDir string
+	// Gateway overrides the gateway's limits (idle timeout, lifetime,
+	// frame and message sizes, integration timeout, send queue).
+	Gateway localgw.Config
+	// Verbose logs bodies and every management API call.
+	Verbose bool
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a running local deployment.
+type Server struct {
+	*localgw.Gateway
+	// Token is the token accepted for all groups.
+	Token string
+	// Summary describes the run for a person: URLs, token, store.
+	Summary string
+
+	pools     []*lambdart.Pool
+	poolsDone sync.Once
+}
+
+// Start loads the template, prepares the store and the functions, and
+// starts listening. Serve with Run; stop with Close or by cancelling Run's
+// context.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	tmpl, err := template.Load(o.Template)
+	if err != nil {
+		return nil, err
+	}
+	tmplRoutes, err := tmpl.Routes()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
+	}
+	s := &Server{}
+	ok := false
+	defer func() {
+		if !ok {
+			if s.Gateway != nil {
+				s.Gateway.Close()
+			} else {
+				ln.Close()
+			}
+			s.closePools()
+		}
+	}()
+	addr := ln.Addr().String()
+
+	store, storeDesc, err := o.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.Token = o.Token
+	if s.Token == "" {
+		if s.Token, _, err = token.Generate(); err != nil {
+			return nil, err
+		}
+	}
+	err = store.PutToken(ctx, token.Token{Hash: token.HashOf(s.Token), Name: "localgw", AllGroups: true, CreatedAt: time.Now()})
+	if err != nil && !errors.Is(err, token.ErrExists) {
+		return nil, fmt.Errorf("store the token: %w", err)
+	}
+
+	// The gateway first, so that in-process functions can reach its
+	// management API in memory; the functions are filled in before Run.
+	invokers := functionSet{}
+	var routes []localgw.Route
+	for _, r := range tmplRoutes {
+		routes = append(routes, localgw.Route{Key: r.Key, Function: r.Function, RouteResponse: r.HasRouteResponse})
+	}
+	gc := o.Gateway
+	gc.Listener, gc.Stage, gc.APIID, gc.Region = ln, o.Stage, localAPIID, localRegion
+	gc.RouteSelectionExpression = tmpl.RouteSelectionExpression()
+	gc.Routes, gc.Invoker, gc.Logger, gc.Verbose = routes, invokers, o.Logger, o.Verbose
+	gw, err := localgw.New(gc)
+	if err != nil {
+		return nil, err
+	}
+	s.Gateway = gw
+
+	env := envResolver{tmpl: tmpl, stage: o.Stage, addr: addr, table: o.tableName()}
+	for _, r := range tmplRoutes {
+		if _, done := invokers[r.Function]; done {
+			continue
+		}
+		fn, ok := tmpl.Functions()[r.Function]
+		if !ok {
+			return nil, fmt.Errorf("route %s: no function %s in %s", r.Key, r.Function, o.Template)
+		}
+		vars, err := env.environment(fn)
+		if err != nil {
+			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
+		}
+		if o.Verbose {
+			o.Logger.Debug("FUNCTION", "function", fn.LogicalID, "code", fn.CodeURI, "env", describe(vars))
+		}
+		inv, err := s.invoker(ctx, o, tmpl, fn, vars, store)
+		if err != nil {
+			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
+		}
+		invokers[r.Function] = inv
+	}
+	s.Summary = fmt.Sprintf(`mastersocket local gateway: %s, %d routes, functions %s, store %s
+  WebSocket      %s
+  @connections   %s/@connections/{connectionId}
+  token          %s  (all groups)
+`, o.Template, len(routes), o.Functions, storeDesc, gw.URL(), gw.ManagementEndpoint(), s.Token)
+	ok = true
+	return s, nil
+}
+
+// Close stops the gateway (closing every connection) and the function
+// processes.
+func (s *Server) Close() error {
+	err := s.Gateway.Close()
+	s.closePools()
+	return err
+}
+
+// Run serves until ctx is done, then stops everything.
+func (s *Server) Run(ctx context.Context) error {
+	err := s.Gateway.Run(ctx)
+	s.closePools()
+	return err
+}
+
+func (s *Server) closePools() {
+	s.poolsDone.Do(func() {
+		for _, p := range s.pools {
+			p.Close()
+		}
+	})
+}
+
+func (o *Options) setDefaults() error {
+	if o.Addr == "" {
+		o.Addr = localgw.DefaultAddr
+	}
+	if o.Stage == "" {
+		o.Stage = localgw.DefaultStage
+	}
+	if o.Template == "" {
+		o.Template = "template.yaml"
+	}
+	if o.Store == "" {
+		o.Store = StoreMemory
+	}
+	if o.Functions == "" {
+		o.Functions = FunctionsInProcess
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	switch o.Store {
+	case StoreMemory, StoreDynamoDB:
+	default:
+		return fmt.Errorf("--store %q: want memory or dynamodb", o.Store)
+	}
+	switch o.Functions {
+	case FunctionsInProcess:
+	case FunctionsBinaries:
+		if o.Store == StoreMemory {
+			return errors.New("--functions binaries runs each function in processes of its own, which cannot share the in-memory store: add --store dynamodb")
+		}
+	default:
+		return fmt.Errorf("--functions %q: want inprocess or binaries", o.Functions)
+	}
+	if o.BuildDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			dir = os.TempDir()
+		}
+		o.BuildDir = filepath.Join(dir, "mastersocket", "localgw")
+	}
+	return nil
+}
+
+func (o *Options) tableName() string {
+	if o.Table == "" {
+		return "mastersocket"
+	}
+	return o.Table
+}
+
+// registry is a store with the token administration that localrun uses.
+type registry interface {
+	router.Store
+	PutToken(ctx context.Context, t token.Token) error
+}
+
+// openStore returns the store and a description of where its data lives.
+func (o *Options) openStore(ctx context.Context) (registry, string, error) {
+	if o.Store == StoreMemory {
+		return memstore.New(), "memory (embedded; data lives in this process and is gone when it stops)", nil
+	}
+	client, err := dynamostore.NewClient(ctx, o.DynamoDBEndpoint)
+	if err != nil {
+		return nil, "", err
+	}
+	created, err := dynamostore.EnsureTable(ctx, client, o.tableName())
+	if err != nil {
+		return nil, "", err
+	}
+	where := o.DynamoDBEndpoint
+	if where == "" {
+		where = "AWS (default credentials and region)"
+	}
+	state := "existing"
+	if created {
+		state = "created"
+	}
+	st, err := dynamostore.New(client, dynamostore.Config{Table: o.tableName()})
+	if err != nil {
+		return nil, "", err
+	}
+	return st, fmt.Sprintf("dynamodb: table %s (%s) at %s", o.tableName(), state, where), nil
+}
+
+// functionSet dispatches each function to its own invoker.
+type functionSet map[string]localgw.Invoker
+
+func (f functionSet) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
+	inv, ok := f[function]
+	if !ok {
+		return nil, fmt.Errorf("no function %q", function)
+	}
+	return inv.Invoke(ctx, function, payload)
+}
+
+// inProcessHandlers are mastersocket's functions that can run in this
+// process, by CodeUri. A function of the template not listed here runs as
+// a binary, whatever the mode.
+var inProcessHandlers = map[string]func(*handler.Handlers) any{
+	"functions/connect":    func(h *handler.Handlers) any { return h.Connect },
+	"functions/disconnect": func(h *handler.Handlers) any { return h.Disconnect },
+	"functions/message":    func(h *handler.Handlers) any { return h.Message },
+}
+
+// invoker returns what runs fn: in this process when the mode and the
+// function allow it, otherwise its built bootstrap in a process pool.
+func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template, fn template.Function, vars map[string]string, store router.Store) (localgw.Invoker, error) {
+	pick, known := inProcessHandlers[strings.Trim(filepath.ToSlash(fn.CodeURI), "/")]
+	if o.Functions == FunctionsInProcess && known {
+		settings, err := handler.SettingsFromEnv(func(k string) string { return vars[k] })
+		if err != nil {
+			return nil, err
+		}
+		// The real SDK client, carried in memory to the gateway's handler.
+		// The local management API checks no signature, so requests to it
+		// go unsigned (anonymous credentials) to save the signing work.
+		awsCfg := aws.Config{Region: localRegion, Credentials: aws.AnonymousCredentials{}}
+		inMemory := &http.Client{Transport: s.Gateway.ManagementTransport()}
+		h, err := handler.New(handler.Backend{
+			Store: store,
+			NewSender: func(endpoint string) (router.Sender, error) {
+				cfg := settings.SenderConfig(endpoint)
+				if endpoint == s.Gateway.ManagementEndpoint() {
+					cfg.HTTPClient = inMemory
+				}
+				return mgmtapi.New(awsCfg, cfg)
+			},
+			Settings: settings,
+			Logger:   o.Logger.With("function", fn.LogicalID),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return localgw.NewInProcess(map[string]any{fn.LogicalID: pick(h)}), nil
+	}
+	if o.Store == StoreMemory {
+		return nil, fmt.Errorf("%s has no in-process handler and runs as a binary, which cannot share the in-memory store: use --store dynamodb", fn.CodeURI)
+	}
+	out := filepath.Join(o.BuildDir, fn.LogicalID, "bootstrap")
+	start := time.Now()
+	if err := lambdart.Build(ctx, tmpl.CodeDir(fn), out); err != nil {
+		return nil, err
+	}
+	o.Logger.Info("BUILD", "function", fn.LogicalID, "path", out, "duration", time.Since(start).Round(time.Millisecond).String())
+	procEnv := []string{"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=" + localRegion}
+	if o.DynamoDBEndpoint != "" {
+		procEnv = append(procEnv, "AWS_ENDPOINT_URL_DYNAMODB="+o.DynamoDBEndpoint)
+	}
+	for k, v := range vars {
+		procEnv = append(procEnv, k+"="+v)
+	}
+	slices.Sort(procEnv)
+	timeout := time.Duration(fn.Timeout) * time.Second
+	pool, err := lambdart.NewPool(lambdart.Function{
+		Name: fn.LogicalID, Path: out, Env: procEnv, Timeout: timeout, MemoryMB: fn.MemorySize, Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.pools = append(s.pools, pool)
+	return poolInvoker{pool}, nil
+}
+
+type poolInvoker struct{ p *lambdart.Pool }
+
+func (p poolInvoker) Invoke(ctx context.Context, _ string, payload []byte) ([]byte, error) {
+	return p.p.Invoke(ctx, payload)
+}
+
+// envResolver turns a function's template environment into local values:
+// parameters take their defaults (StageName the local stage), pseudo
+// parameters local values, the table its local name, and the API's domain
+// (https://API.execute-api.REGION.amazonaws.com) the gateway's address.
+type envResolver struct {
+	tmpl  *template.Template
+	stage string
+	addr  string
+	table string
+}
+
+func (r envResolver) environment(fn template.Function) (map[string]string, error) {
+	params := r.tmpl.ParameterDefaults()
+	api, _ := r.tmpl.WebSocketAPI()
+	tables := r.tmpl.CFN.GetAllDynamoDBTableResources()
+	lookup := func(name string) (string, bool) {
+		switch name {
+		case "StageName":
+			return r.stage, true
+		case "AWS::Region":
+			return localRegion, true
+		case "AWS::AccountId":
+			return localAccount, true
+		case "AWS::Partition":
+			return "aws", true
+		case "AWS::URLSuffix":
+			return "amazonaws.com", true
+		case "AWS::StackName":
+			return "mastersocket-local", true
+		case api:
+			return localAPIID, true
+		}
+		if v, ok := params[name]; ok {
+			return v, true
+		}
+		if _, ok := tables[name]; ok {
+			return r.table, true
+		}
+		if res, attr, ok := strings.Cut(name, "."); ok && attr == "Arn" {
+			return "arn:aws:lambda:" + localRegion + ":" + localAccount + ":function:" + res, true
+		}
+		if _, ok := r.tmpl.CFN.Resources[name]; ok {
+			return name, true
+		}
+		return "", false
+	}
+	domain := localAPIID + ".execute-api." + localRegion + ".amazonaws.com"
+	out := make(map[string]string, len(fn.Environment))
+	for k, v := range fn.Environment {
+		val, err := template.Expand(v, lookup)
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: %w", k, err)
+		}
+		val = strings.ReplaceAll(val, "https://"+domain, "http://"+r.addr)
+		val = strings.ReplaceAll(val, "wss://"+domain, "ws://"+r.addr)
+		out[k] = val
+	}
+	return out, nil
+}
+
+// describe returns "k=v" lines of an environment, for verbose logs.
+func describe(vars map[string]string) string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + strconv.Quote(vars[k]) + " ")
+	}
+	return b.String()
+}
