@@ -77,4 +77,3 @@ func shortTime(groups []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
-
