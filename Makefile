@@ -10,10 +10,13 @@ LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 FUNCTIONS    := connect disconnect message
 
-.PHONY: test test-short bench fuzz lint build sam-build dynamodb-local localstack-test clean help
+.PHONY: run test test-short bench fuzz lint build sam-build dynamodb-local localstack-test clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+run: ## the local gateway on the embedded in-memory store (flags: make run ARGS="--verbose")
+	$(GO) run ./cmd/localgw $(ARGS)
 
 test: ## the whole suite with -race, DynamoDB Local included (fetched once, started and stopped here)
 	scripts/dynamodb-local.sh run $(GO) tool gotestsum --format $(TEST_FORMAT) -- -race -count=1 ./...
@@ -21,9 +24,10 @@ test: ## the whole suite with -race, DynamoDB Local included (fetched once, star
 test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
 	$(GO) test -race ./...
 
-bench: ## benchmarks that print figures (DynamoDB calls per message, fan-out time)
+bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out time, local gateway throughput
 	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench DynamoDBCallsPerMessage -benchtime 100x ./internal/handler/
 	$(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/
+	$(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/localrun/
 
 fuzz: ## fuzz the protocol parser for a minute
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/protocol/

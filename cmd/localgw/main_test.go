@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesAndStopsCleanly(t *testing.T) {
+	var stdout, stderr syncBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--template", "../../template.yaml", "--token", "mst_cmd-test"}, &stdout, &stderr)
+	}()
+	url := regexp.MustCompile(`ws://127\.0\.0\.1:\d+/dev`)
+	deadline := time.Now().Add(10 * time.Second)
+	for url.FindString(stdout.String()) == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no URL printed; stdout %q stderr %q", stdout.String(), stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := stdout.String()
+	for _, want := range []string{"@connections", "/dev/@connections/{connectionId}", "mst_cmd-test", "store memory"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("startup output %q lacks %q", out, want)
+		}
+	}
+
+	c, _, err := websocket.Dial(context.Background(), url.FindString(out), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.Write(context.Background(), websocket.MessageText, []byte(`{"op":1,"data":{"token":"mst_cmd-test","group":"g"}}`))
+	if _, msg, err := c.Read(context.Background()); err != nil || !strings.Contains(string(msg), `"op":1`) {
+		t.Fatalf("IDENTIFY with the printed token: %s, %v", msg, err)
+	}
+
+	stop() // what SIGINT does
+	if _, _, err := c.Read(context.Background()); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("on stop the client got %v, want close 1001", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after the stop")
+	}
+	logs := stderr.String()
+	for _, want := range []string{"msg=CONNECT", "msg=MESSAGE", "msg=DISCONNECT", "code=1001", "stopped"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--store", "redis"}, "--store"},
+		{[]string{"--functions", "binaries", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "--store dynamodb"},
+		{[]string{"--template", "missing.yaml", "--addr", "127.0.0.1:0"}, "missing.yaml"},
+		{[]string{"extra"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr syncBuffer
+		err := run(context.Background(), tt.args, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), tt.want) {
+			t.Errorf("%v: got %v (stderr %q), want an error mentioning %q", tt.args, err, stderr.String(), tt.want)
+		}
+	}
+}
