@@ -70,10 +70,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// shortTime logs the time of day only, for a person reading along.
+// shortTime logs the time of day only, and the level only when it is not
+// INFO, for a person reading along.
 func shortTime(groups []string, a slog.Attr) slog.Attr {
-	if a.Key == slog.TimeKey && len(groups) == 0 {
+	if len(groups) > 0 {
+		return a
+	}
+	switch {
+	case a.Key == slog.TimeKey:
 		return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05.000"))
+	case a.Key == slog.LevelKey && a.Value.Any() == slog.LevelInfo:
+		return slog.Attr{}
 	}
 	return a
 }

@@ -149,8 +149,10 @@ type Gateway struct {
 	ln       net.Listener
 	selector selector
 	routes   map[string]Route
-	mgmt     *http.Server
-	mgmtLn   *chanListener
+	// customRoutes: some route is neither $connect, $disconnect nor $default.
+	customRoutes bool
+	mgmt         *http.Server
+	mgmtLn       *chanListener
 
 	mu     sync.RWMutex
 	conns  map[string]*conn // connecting and open connections
@@ -196,6 +198,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	for _, r := range cfg.Routes {
 		g.routes[r.Key] = r
+		g.customRoutes = g.customRoutes || !strings.HasPrefix(r.Key, "$")
 	}
 	g.mgmt = &http.Server{
 		Handler:           g.mgmtHandler(),

@@ -1,6 +1,7 @@
 package localgw
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -36,7 +37,7 @@ func (s selector) key(body []byte) string {
 		return ""
 	}
 	var v any
-	d := json.NewDecoder(strings.NewReader(string(body)))
+	d := json.NewDecoder(bytes.NewReader(body))
 	d.UseNumber()
 	if d.Decode(&v) != nil {
 		return ""
@@ -63,6 +64,10 @@ func (s selector) key(body []byte) string {
 // route picks the route for a message: the one whose key the selection
 // expression yields, else $default, else none.
 func (g *Gateway) route(body []byte) (Route, bool) {
+	if !g.customRoutes {
+		r, ok := g.routes["$default"] // nothing to select: skip decoding the body
+		return r, ok
+	}
 	if k := g.selector.key(body); k != "" && !strings.HasPrefix(k, "$") {
 		if r, ok := g.routes[k]; ok {
 			return r, true
