@@ -59,11 +59,18 @@ type conn struct {
 	domainName  string
 	localAddr   string
 
-	state      atomic.Int32
 	lastActive atomic.Int64 // unix nanoseconds of the last frame in or out
+	queued     atomic.Int64 // bytes waiting in out
 	out        chan frame
-	quit       chan struct{}
-	once       sync.Once
+	quit       chan struct{} // closed by shutdown
+	readerDone chan struct{} // closed when the reader returns
+	watchdog   *time.Timer   // closes the connection when idle or too old
+
+	// mu orders "is it open? then queue" in send against shutdown, so that
+	// a post answered 200 is in the queue that the writer drains.
+	mu    sync.Mutex
+	state atomic.Int32 // written under mu
+	once  sync.Once
 	// Set by shutdown before quit is closed; read by the writer after.
 	closeCode   ws.StatusCode // 0: no close frame, just drop the TCP connection
 	closeReason string
@@ -84,21 +91,26 @@ func (g *Gateway) newConn(nc net.Conn, br *bufio.Reader, req *request) *conn {
 		localAddr:   nc.LocalAddr().String(),
 		out:         make(chan frame, g.cfg.SendQueue),
 		quit:        make(chan struct{}),
+		readerDone:  make(chan struct{}),
 	}
 	if c.domainName == "" {
 		c.domainName = nc.LocalAddr().String()
 	}
 	c.lastActive.Store(now.UnixNano())
+	c.watchdog = time.AfterFunc(time.Hour, c.watch)
+	c.watchdog.Stop() // serve starts it
 	return c
 }
 
-// register adds a connecting connection; false once the gateway is closing.
+// register adds a connecting connection and counts its handshake; false
+// once the gateway is closing.
 func (g *Gateway) register(c *conn) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
+	if g.closing {
 		return false
 	}
+	g.handshakes.Add(1)
 	g.conns[c.id] = c
 	return true
 }
@@ -125,33 +137,72 @@ func (g *Gateway) lookup(id string) (*conn, bool) {
 // markOpen makes a connection whose $connect succeeded usable.
 func (c *conn) markOpen() {
 	c.g.sessions.Add(1)
+	c.mu.Lock()
 	c.state.Store(stateOpen)
+	c.mu.Unlock()
 }
 
-// serve starts writing queued frames and reading the client's.
+// serve starts writing queued frames, reading the client's, and watching
+// for idleness and age.
 func (c *conn) serve() {
 	c.nc.SetDeadline(time.Time{})
+	c.watchdog.Reset(time.Until(c.deadline()))
 	go c.writer()
 	go c.reader()
 }
 
 func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 
+// deadline is when the connection closes for idleness or age, unless a
+// frame comes or goes before.
+func (c *conn) deadline() time.Time {
+	idle := time.Unix(0, c.lastActive.Load()).Add(c.g.cfg.IdleTimeout)
+	return earliest(idle, c.connectedAt.Add(c.g.cfg.MaxLifetime))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// watch closes the connection with 1001 once it is idle or too old, and
+// otherwise waits for the next deadline: frames in either direction count
+// as activity.
+func (c *conn) watch() {
+	now := time.Now()
+	if d := c.deadline(); now.Before(d) {
+		c.watchdog.Reset(d.Sub(now))
+		return
+	}
+	limit := "IDLE"
+	if !now.Before(c.connectedAt.Add(c.g.cfg.MaxLifetime)) {
+		limit = "LIFETIME"
+	}
+	c.g.log.Info(limit, "conn", c.id)
+	c.shutdown(closeGoingAway, "Going away", int(closeGoingAway), "Going away")
+}
+
 // send queues a message for the client without waiting: errGone if the
-// connection is not open, errBusy if the client is not reading fast enough.
+// connection is not open, errBusy if the client is not reading fast enough
+// (its queue is full, in frames or in bytes).
 func (c *conn) send(op ws.OpCode, payload []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.state.Load() != stateOpen {
 		return errGone
 	}
-	select {
-	case <-c.quit:
-		return errGone
-	default:
+	n := int64(len(payload))
+	if q := c.queued.Load(); q > 0 && q+n > int64(c.g.cfg.SendQueueBytes) {
+		return errBusy
 	}
+	c.queued.Add(n)
 	select {
 	case c.out <- frame{op, payload}:
 		return nil
 	default:
+		c.queued.Add(-n)
 		return errBusy
 	}
 }
@@ -162,9 +213,11 @@ func (c *conn) reply(payload []byte) {
 	if c.state.Load() != stateOpen {
 		return
 	}
+	c.queued.Add(int64(len(payload)))
 	select {
 	case c.out <- frame{ws.OpText, payload}:
 	case <-c.quit:
+		c.queued.Add(-int64(len(payload)))
 	}
 }
 
@@ -179,14 +232,18 @@ func gatewayMessage(message, connID, requestID string) []byte {
 	return b
 }
 
-const writeTimeout = 10 * time.Second
+// lingerTime bounds the wait for the client's close after the gateway's.
+const lingerTime = 2 * time.Second
 
 // writer writes queued frames in order, batching what is queued into one
-// flush. On shutdown it writes what is still queued, then the close frame.
+// flush. On shutdown it writes what is still queued, then the close frame,
+// and lingers for the client's close so that the close frame is not lost
+// to a reset.
 func (c *conn) writer() {
 	bw := bufio.NewWriterSize(c.nc, 32<<10)
 	write := func(f frame) error {
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+		c.queued.Add(-int64(len(f.payload)))
 		if f.op == ws.OpText {
 			c.touch()
 			return writeMessage(bw, f.payload, c.g.cfg.MaxFrameBytes)
@@ -213,20 +270,28 @@ func (c *conn) writer() {
 				return
 			}
 		case <-c.quit:
-			if c.closeCode != 0 {
-				for drained := false; !drained; {
-					select {
-					case f := <-c.out:
-						if write(f) != nil {
-							drained = true
-						}
-					default:
-						drained = true
-					}
+			if c.closeCode == 0 {
+				c.nc.Close()
+				return
+			}
+			for drained := false; !drained; {
+				select {
+				case f := <-c.out:
+					drained = write(f) != nil
+				default:
+					drained = true
 				}
-				c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-				ws.WriteFrame(bw, ws.NewCloseFrame(ws.NewCloseFrameBody(c.closeCode, c.closeReason)))
-				bw.Flush()
+			}
+			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			ws.WriteFrame(bw, ws.NewCloseFrame(ws.NewCloseFrameBody(c.closeCode, c.closeReason)))
+			if bw.Flush() == nil {
+				if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+					tc.CloseWrite()
+				}
+				select {
+				case <-c.readerDone:
+				case <-time.After(lingerTime):
+				}
 			}
 			c.nc.Close()
 			return
@@ -254,9 +319,16 @@ func writeMessage(w io.Writer, p []byte, maxFrame int) error {
 	}
 }
 
+// validCloseCode reports whether a client may send code in a close frame.
+func validCloseCode(code ws.StatusCode) bool {
+	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)
+}
+
 // reader reads the client's frames, enforces API Gateway's limits, answers
-// pings and hands each complete text message to the routes.
+// pings and hands each complete text message to the routes. After the
+// connection is shut down it only drains what the client still sends.
 func (c *conn) reader() {
+	defer close(c.readerDone)
 	cfg := &c.g.cfg
 	var msg []byte
 	inMessage := false
@@ -264,26 +336,35 @@ func (c *conn) reader() {
 		c.shutdown(code, reason, int(code), reason)
 	}
 	for {
-		c.nc.SetReadDeadline(c.readDeadline())
 		h, err := ws.ReadHeader(c.br)
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		c.touch()
+		closed := c.state.Load() == stateClosed
+		if !closed {
+			c.touch()
+		}
 		switch {
+		case closed:
 		case !h.Masked:
 			fail(closeProtocolError, "Client frames must be masked")
-			return
 		case h.Rsv != 0:
 			fail(closeProtocolError, "Reserved bits set")
-			return
 		case h.OpCode.IsControl() && (h.Length > 125 || !h.Fin):
 			fail(closeProtocolError, "Malformed control frame")
-			return
 		case h.Length > int64(cfg.MaxFrameBytes):
 			fail(closeTooBig, "Message too big")
-			return
+		}
+		if c.state.Load() == stateClosed {
+			// Drain what the client sends until its close frame or EOF.
+			if h.OpCode == ws.OpClose || h.Length > int64(cfg.MaxFrameBytes) {
+				return
+			}
+			if _, err := io.CopyN(io.Discard, c.br, h.Length); err != nil {
+				return
+			}
+			continue
 		}
 		payload := make([]byte, h.Length)
 		if _, err := io.ReadFull(c.br, payload); err != nil {
@@ -300,34 +381,37 @@ func (c *conn) reader() {
 			continue
 		case ws.OpClose:
 			code, reason := ws.ParseCloseFrameData(payload)
-			if code.Empty() {
+			switch {
+			case code.Empty():
 				c.shutdown(closeNormal, "", closeNoStatus, "")
-			} else {
+			case !validCloseCode(code) || !utf8.ValidString(reason):
+				fail(closeProtocolError, "Invalid close frame")
+			default:
 				c.shutdown(code, "", int(code), reason)
 			}
 			return
 		case ws.OpBinary:
 			fail(closeUnsupported, "Binary frames are not supported")
-			return
+			continue
 		case ws.OpText:
 			if inMessage {
 				fail(closeProtocolError, "Expected a continuation frame")
-				return
+				continue
 			}
 			msg, inMessage = payload, true
 		case ws.OpContinuation:
 			if !inMessage {
 				fail(closeProtocolError, "Unexpected continuation frame")
-				return
+				continue
 			}
 			msg = append(msg, payload...)
 		default:
 			fail(closeProtocolError, "Unknown opcode")
-			return
+			continue
 		}
 		if len(msg) > cfg.MaxMessageBytes {
 			fail(closeTooBig, "Message too big")
-			return
+			continue
 		}
 		if !h.Fin {
 			continue
@@ -335,41 +419,31 @@ func (c *conn) reader() {
 		inMessage = false
 		if !utf8.Valid(msg) {
 			fail(closeInvalidData, "Invalid UTF-8 in text frame")
-			return
+			continue
 		}
-		go c.g.handleMessage(c, msg)
+		if !c.g.startInvocation(c.quit) {
+			continue
+		}
+		go func(msg []byte) {
+			defer c.g.endInvocation()
+			c.g.handleMessage(c, msg)
+		}(msg)
 		msg = nil
 	}
 }
 
-// readDeadline is when the connection is closed for idleness or age.
-func (c *conn) readDeadline() time.Time {
-	idle := time.Unix(0, c.lastActive.Load()).Add(c.g.cfg.IdleTimeout)
-	life := c.connectedAt.Add(c.g.cfg.MaxLifetime)
-	if life.Before(idle) {
-		return life
-	}
-	return idle
-}
-
-// readFailed ends a connection whose read failed: a deadline means idle or
-// too old (1001), anything else that the client vanished (1006).
+// readFailed ends a connection whose read failed: a malformed frame header
+// is a protocol error (1002); anything else means the client vanished (1006).
 func (c *conn) readFailed(err error) {
 	if c.state.Load() == stateClosed {
 		return
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		reason := "Going away"
-		if !time.Now().Before(c.connectedAt.Add(c.g.cfg.MaxLifetime)) {
-			c.g.log.Info("LIFETIME", "conn", c.id, "after", c.g.cfg.MaxLifetime.String())
-		} else {
-			c.g.log.Info("IDLE", "conn", c.id, "after", c.g.cfg.IdleTimeout.String())
-		}
-		c.shutdown(closeGoingAway, reason, int(closeGoingAway), reason)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) {
+		c.shutdown(0, "", closeAbnormal, "")
 		return
 	}
-	c.shutdown(0, "", closeAbnormal, "")
+	c.shutdown(closeProtocolError, "Malformed frame", int(closeProtocolError), "Malformed frame")
 }
 
 // shutdown ends the connection once: it stops posts (410 from now on), has
@@ -377,10 +451,13 @@ func (c *conn) readFailed(err error) {
 // if 0), and invokes $disconnect with discCode and discReason.
 func (c *conn) shutdown(sendCode ws.StatusCode, sendReason string, discCode int, discReason string) {
 	c.once.Do(func() {
+		c.mu.Lock()
 		prev := c.state.Swap(stateClosed)
-		c.g.unregister(c)
 		c.closeCode, c.closeReason = sendCode, sendReason
 		close(c.quit)
+		c.mu.Unlock()
+		c.g.unregister(c)
+		c.watchdog.Stop()
 		if prev != stateOpen {
 			c.nc.Close()
 			return
@@ -403,7 +480,7 @@ func (g *Gateway) handleMessage(c *conn, msg []byte) {
 		return
 	}
 	start := time.Now()
-	resp, err := g.invoke(c, route, &ev, "MESSAGE")
+	resp, err := g.invoke(g.ctx, c, route, &ev, "MESSAGE")
 	attrs := []any{"conn", c.id, "route", route.Key, "function", route.Function, "status", resp.StatusCode, "duration", ms(time.Since(start))}
 	if g.cfg.Verbose {
 		attrs = append(attrs, "body", string(msg), "response", resp.Body)
@@ -432,7 +509,7 @@ func (g *Gateway) disconnect(c *conn, code int, reason string) {
 	}
 	ev := g.disconnectEvent(c, code, reason)
 	start := time.Now()
-	resp, err := g.invoke(c, route, &ev, "DISCONNECT")
+	resp, err := g.invoke(g.ctx, c, route, &ev, "DISCONNECT")
 	g.log.Info("DISCONNECT", "conn", c.id, "code", code, "reason", reason, "function", route.Function,
 		"status", resp.StatusCode, "duration", ms(time.Since(start)), errAttr(err))
 }

@@ -70,11 +70,7 @@ func (g *Gateway) connectEvent(c *conn, req *request) events.APIGatewayWebsocket
 				break
 			}
 		}
-		if _, ok := ev.Headers[k]; !ok {
-			ev.Headers[k] = v
-		} else {
-			ev.Headers[k] += "," + v
-		}
+		ev.Headers[k] = v // the last value, as in multiValueHeaders' last
 		ev.MultiValueHeaders[k] = append(ev.MultiValueHeaders[k], v)
 	}
 	skip := map[string]bool{"connection": true, "upgrade": true, "x-forwarded-for": true,

@@ -35,6 +35,9 @@ const (
 	DefaultMaxMessageBytes    = 128 << 10
 	DefaultIntegrationTimeout = 29 * time.Second
 	DefaultSendQueue          = 1024
+	DefaultSendQueueBytes     = 4 << 20
+	DefaultWriteTimeout       = time.Minute
+	DefaultMaxInvocations     = 1000 // AWS's default account concurrency
 	DefaultRouteSelection     = "$request.body.action"
 )
 
@@ -87,9 +90,17 @@ type Config struct {
 	MaxMessageBytes int
 	// IntegrationTimeout bounds each invocation; default 29 s.
 	IntegrationTimeout time.Duration
-	// SendQueue is the number of frames waiting for a slow client before
-	// PostToConnection answers 429 LimitExceededException; default 1024.
-	SendQueue int
+	// SendQueue and SendQueueBytes bound what waits for a slow client, in
+	// frames and in bytes, before PostToConnection answers 429
+	// LimitExceededException; default 1024 frames and 4 MiB.
+	SendQueue      int
+	SendQueueBytes int
+	// WriteTimeout is how long a client may leave a frame unread before
+	// the gateway gives up on it (its $disconnect says 1006); default 1 min.
+	WriteTimeout time.Duration
+	// MaxInvocations bounds the invocations running at once, across all
+	// connections; a connection's messages wait for a slot. Default 1000.
+	MaxInvocations int
 	// Logger receives one line per connection event and invocation;
 	// default slog.Default().
 	Logger *slog.Logger
@@ -136,6 +147,9 @@ func (c *Config) setDefaults() error {
 	def(&c.MaxFrameBytes, DefaultMaxFrameBytes)
 	def(&c.MaxMessageBytes, DefaultMaxMessageBytes)
 	def(&c.SendQueue, DefaultSendQueue)
+	def(&c.SendQueueBytes, DefaultSendQueueBytes)
+	def(&c.MaxInvocations, DefaultMaxInvocations)
+	defDur(&c.WriteTimeout, DefaultWriteTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -154,13 +168,17 @@ type Gateway struct {
 	mgmt         *http.Server
 	mgmtLn       *chanListener
 
-	mu     sync.RWMutex
-	conns  map[string]*conn // connecting and open connections
-	closed bool
+	mu      sync.RWMutex
+	conns   map[string]*conn      // connecting and open connections
+	pending map[net.Conn]struct{} // TCP connections whose first request is not read yet
+	closing bool
 
-	ctx        context.Context // cancelled by Close
+	ctx        context.Context // invocations; cancelled once Close has drained them
 	cancel     context.CancelFunc
-	handshakes sync.WaitGroup // connections being accepted
+	hsCtx      context.Context // $connect invocations; cancelled as Close starts
+	hsCancel   context.CancelFunc
+	slots      chan struct{}  // one per running MESSAGE invocation
+	handshakes sync.WaitGroup // registered connections whose handshake is under way
 	sessions   sync.WaitGroup // open connections and their $disconnect
 	closeOnce  sync.Once
 	done       chan struct{}
@@ -184,6 +202,7 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	hsCtx, hsCancel := context.WithCancel(ctx)
 	g := &Gateway{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -191,8 +210,12 @@ func New(cfg Config) (*Gateway, error) {
 		selector: sel,
 		routes:   make(map[string]Route),
 		conns:    make(map[string]*conn),
+		pending:  make(map[net.Conn]struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
+		hsCtx:    hsCtx,
+		hsCancel: hsCancel,
+		slots:    make(chan struct{}, cfg.MaxInvocations),
 		done:     make(chan struct{}),
 		mgmtLn:   newChanListener(ln.Addr()),
 	}
@@ -237,16 +260,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return g.Close()
 }
 
-// Close stops the gateway: it stops accepting, closes every connection with
-// 1001 Going away, waits (up to the integration timeout) for their
-// $disconnect invocations and stops the management API. It is idempotent.
+// Close stops the gateway: it refuses new WebSocket handshakes, cancels the
+// $connect invocations under way, closes every connection with 1001 Going
+// away, waits (up to the integration timeout) for their $disconnect and for
+// the invocations running, then stops listening. The management API keeps
+// answering until then, so that functions can still reach it. It is
+// idempotent.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.mu.Lock()
-		g.closed = true
+		g.closing = true
 		g.mu.Unlock()
-		g.ln.Close()
-		g.mgmtLn.Close()
+		g.hsCancel()
 		g.handshakes.Wait() // handshakes under way finish: connected or refused
 		g.mu.RLock()
 		conns := make([]*conn, 0, len(g.conns))
@@ -257,14 +282,27 @@ func (g *Gateway) Close() error {
 		for _, c := range conns {
 			c.shutdown(closeGoingAway, "Going away", 1001, "Going away")
 		}
-		waited := make(chan struct{})
-		go func() { g.sessions.Wait(); close(waited) }()
+		drained := make(chan struct{})
+		go func() {
+			g.sessions.Wait()
+			for range cap(g.slots) { // every invocation slot free: none running
+				g.slots <- struct{}{}
+			}
+			close(drained)
+		}()
 		select {
-		case <-waited:
+		case <-drained:
 		case <-time.After(g.cfg.IntegrationTimeout):
-			g.log.Warn("gave up waiting for $disconnect invocations")
+			g.log.Warn("gave up waiting for $disconnect and running invocations")
 		}
 		g.cancel()
+		g.ln.Close()
+		g.mu.Lock()
+		for nc := range g.pending {
+			nc.Close()
+		}
+		g.mu.Unlock()
+		g.mgmtLn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		g.mgmt.Shutdown(ctx)
@@ -275,32 +313,49 @@ func (g *Gateway) Close() error {
 }
 
 func (g *Gateway) isClosed() bool {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.closed
+	select {
+	case <-g.done:
+		return true
+	default:
+		return g.ctx.Err() != nil
+	}
 }
+
+// startInvocation takes a slot for a MESSAGE invocation, waiting while
+// MaxInvocations are running; false if quit closes first.
+func (g *Gateway) startInvocation(quit <-chan struct{}) bool {
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	case <-quit:
+		return false
+	}
+}
+
+func (g *Gateway) endInvocation() { <-g.slots }
 
 // accept takes TCP connections and sorts them: requests for the management
 // API go to the HTTP server, anything else is a WebSocket handshake.
+// Errors other than the listener closing are retried with a backoff, as
+// net/http does (running out of file descriptors is one).
 func (g *Gateway) accept() error {
+	var delay time.Duration
 	for {
 		nc, err := g.ln.Accept()
 		if err != nil {
-			if g.isClosed() {
+			if errors.Is(err, net.ErrClosed) || g.isClosed() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			return err
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			g.log.Warn("accept failed; retrying", "err", err, "in", delay.String())
+			time.Sleep(delay)
+			continue
 		}
-		g.handshakes.Add(1)
-		go func() {
-			defer g.handshakes.Done()
-			g.sort(nc)
-		}()
+		delay = 0
+		g.mu.Lock()
+		g.pending[nc] = struct{}{}
+		g.mu.Unlock()
+		go g.sort(nc)
 	}
 }
 
@@ -309,11 +364,17 @@ func (g *Gateway) sort(nc net.Conn) {
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReaderSize(nc, 8<<10)
 	req, raw, err := readRequestHead(br)
+	g.mu.Lock()
+	delete(g.pending, nc)
+	g.mu.Unlock()
 	if err != nil {
 		// An HTTP client may open a connection it ends up not using: a
 		// timeout or EOF before any request closes it without a word.
 		var ne net.Error
-		if !errors.Is(err, io.EOF) && !(errors.As(err, &ne) && ne.Timeout()) {
+		switch {
+		case errors.Is(err, errHeadTooLarge):
+			writeHTTPError(nc, http.StatusRequestHeaderFieldsTooLarge, `{"message":"Request Header Fields Too Large"}`, nil)
+		case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()):
 			writeHTTPError(nc, http.StatusBadRequest, `{"message":"Bad Request"}`, nil)
 		}
 		nc.Close()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,19 +43,25 @@ func (r *request) get(key string) string {
 
 const maxHeadBytes = 16 << 10
 
-// readRequestHead reads a request line and headers; raw is the bytes read.
+var errHeadTooLarge = errors.New("request head too large")
+
+// readRequestHead reads a request line and headers, at most maxHeadBytes in
+// all (and one buffer's worth per line); raw is the bytes read.
 func readRequestHead(br *bufio.Reader) (*request, string, error) {
 	var raw strings.Builder
 	line := func() (string, error) {
-		s, err := br.ReadString('\n')
-		raw.WriteString(s)
+		b, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return "", errHeadTooLarge
+		}
+		raw.Write(b)
 		if err != nil {
 			return "", err
 		}
 		if raw.Len() > maxHeadBytes {
-			return "", errors.New("request head too large")
+			return "", errHeadTooLarge
 		}
-		return strings.TrimRight(s, "\r\n"), nil
+		return strings.TrimRight(string(b), "\r\n"), nil
 	}
 	first, err := line()
 	if err != nil {
@@ -134,6 +141,7 @@ func (g *Gateway) handshake(nc net.Conn, br *bufio.Reader, req *request) {
 		fail(http.StatusServiceUnavailable, `{"message":"Service Unavailable"}`)
 		return
 	}
+	defer g.handshakes.Done()
 	start := time.Now()
 	status, respHeaders, body, err := g.connect(c, req)
 	dur := time.Since(start)
@@ -142,7 +150,7 @@ func (g *Gateway) handshake(nc net.Conn, br *bufio.Reader, req *request) {
 		if err != nil {
 			status, body = http.StatusBadGateway, `{"message":"Internal server error"}`
 		}
-		g.log.Info("CONNECT", "conn", c.id, "status", status, "duration", ms(dur), "from", c.sourceIP, errAttr(err))
+		g.log.Info("CONNECT", "conn", c.id, "function", g.routes["$connect"].Function, "status", status, "duration", ms(dur), "from", c.sourceIP, errAttr(err))
 		writeHTTPError(nc, status, body, respHeaders)
 		nc.Close()
 		return
@@ -160,7 +168,7 @@ func (g *Gateway) handshake(nc net.Conn, br *bufio.Reader, req *request) {
 	b.WriteString("\r\n")
 	// Usable from now on: a post queues behind the 101, which goes first.
 	c.markOpen()
-	g.log.Info("CONNECT", "conn", c.id, "status", status, "duration", ms(dur), "from", c.sourceIP)
+	g.log.Info("CONNECT", "conn", c.id, "function", g.routes["$connect"].Function, "status", status, "duration", ms(dur), "from", c.sourceIP)
 	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, err = io.WriteString(nc, b.String())
 	c.serve()
@@ -177,31 +185,45 @@ func (g *Gateway) connect(c *conn, req *request) (int, http.Header, string, erro
 		return http.StatusOK, nil, "", nil
 	}
 	ev := g.connectEvent(c, req)
-	resp, err := g.invoke(c, route, &ev, "")
+	resp, err := g.invoke(g.hsCtx, c, route, &ev, "")
 	if err != nil {
 		return 0, nil, "", err
 	}
-	if resp.StatusCode == 0 {
-		return 0, nil, "", errors.New("malformed Lambda proxy response: no statusCode")
+	if resp.StatusCode < 200 || resp.StatusCode > 599 {
+		return 0, nil, "", fmt.Errorf("malformed Lambda proxy response: statusCode %d", resp.StatusCode)
 	}
+	return resp.StatusCode, responseHeaders(resp), resp.Body, nil
+}
+
+// responseHeaders merges a proxy response's headers as API Gateway does:
+// for a name in both maps, multiValueHeaders wins. Headers that would break
+// the handshake response are dropped.
+func responseHeaders(resp events.APIGatewayProxyResponse) http.Header {
 	h := http.Header{}
-	for k, v := range resp.Headers {
-		h.Add(k, v)
-	}
 	for k, vs := range resp.MultiValueHeaders {
 		for _, v := range vs {
 			h.Add(k, v)
 		}
 	}
+	for k, v := range resp.Headers {
+		if _, ok := h[http.CanonicalHeaderKey(k)]; !ok {
+			h.Add(k, v)
+		}
+	}
+	for k, vs := range h {
+		if strings.ContainsAny(k, "\r\n: ") || slices.ContainsFunc(vs, func(v string) bool { return strings.ContainsAny(v, "\r\n") }) {
+			delete(h, k)
+		}
+	}
 	for _, k := range []string{"Content-Length", "Connection", "Upgrade", "Sec-Websocket-Accept", "Transfer-Encoding"} {
 		h.Del(k)
 	}
-	return resp.StatusCode, h, resp.Body, nil
+	return h
 }
 
 // invoke runs a route's function with an event and decodes its proxy
 // response. label names the event in verbose logs.
-func (g *Gateway) invoke(c *conn, route Route, ev *events.APIGatewayWebsocketProxyRequest, label string) (events.APIGatewayProxyResponse, error) {
+func (g *Gateway) invoke(parent context.Context, c *conn, route Route, ev *events.APIGatewayWebsocketProxyRequest, label string) (events.APIGatewayProxyResponse, error) {
 	var resp events.APIGatewayProxyResponse
 	payload, err := json.Marshal(ev)
 	if err != nil {
@@ -210,7 +232,7 @@ func (g *Gateway) invoke(c *conn, route Route, ev *events.APIGatewayWebsocketPro
 	if g.cfg.Verbose && label != "" {
 		g.log.Debug(label+" event", "conn", c.id, "event", string(payload))
 	}
-	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.IntegrationTimeout)
+	ctx, cancel := context.WithTimeout(parent, g.cfg.IntegrationTimeout)
 	defer cancel()
 	out, err := g.cfg.Invoker.Invoke(ctx, route.Function, payload)
 	if err != nil {

@@ -36,24 +36,40 @@ func NewInProcess(funcs map[string]any) *InProcess {
 }
 
 // Invoke runs function with payload. A panic in the function is reported as
-// an error, as Lambda reports a crashed invocation.
-func (p *InProcess) Invoke(ctx context.Context, function string, payload []byte) (out []byte, err error) {
+// an error, as Lambda reports a crashed invocation. When ctx ends first
+// (the integration timeout), Invoke returns ctx's error at once and the
+// late result is dropped, as API Gateway drops it.
+func (p *InProcess) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
 	pool, ok := p.handlers[function]
 	if !ok {
 		return nil, fmt.Errorf("no in-process function %q", function)
 	}
-	h := pool.Get().(lambda.Handler)
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("Runtime.Panic: %v\n%s", r, debug.Stack())
-			return // a Handler that panicked is not reused
-		}
-		pool.Put(h)
-	}()
-	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	lctx := lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       newID(),
 		InvokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:" + function,
 	})
-	out, err = h.Invoke(ctx, payload)
-	return bytes.Clone(out), err
+	go func() {
+		h := pool.Get().(lambda.Handler)
+		defer func() {
+			if r := recover(); r != nil {
+				// A Handler that panicked is not reused.
+				done <- result{nil, fmt.Errorf("Runtime.Panic: %v\n%s", r, debug.Stack())}
+			}
+		}()
+		out, err := h.Invoke(lctx, payload)
+		out = bytes.Clone(out) // before h, and its buffer pool, are used again
+		pool.Put(h)
+		done <- result{out, err}
+	}()
+	select {
+	case r := <-done:
+		return r.out, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("invocation of %s: %w", function, ctx.Err())
+	}
 }

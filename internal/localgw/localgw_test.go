@@ -400,15 +400,15 @@ func TestDisconnectCodes(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		end        func(c *client, id string)
+		end        func(t *testing.T, c *client, id string)
 		wantClose  ws.StatusCode // what the client sees; 0 for none expected
 		wantCode   int64
 		wantReason string
 	}{
-		{"client close with code", func(c *client, _ string) { c.frame(true, ws.OpClose, ws.NewCloseFrameBody(4001, "done")) }, 4001, 4001, "done"},
-		{"client close without code", func(c *client, _ string) { c.frame(true, ws.OpClose, nil) }, 1000, 1005, ""},
-		{"client vanishes", func(c *client, _ string) { c.nc.Close() }, 0, 1006, ""},
-		{"DeleteConnection", func(_ *client, id string) {
+		{"client close with code", func(_ *testing.T, c *client, _ string) { c.frame(true, ws.OpClose, ws.NewCloseFrameBody(4001, "done")) }, 4001, 4001, "done"},
+		{"client close without code", func(_ *testing.T, c *client, _ string) { c.frame(true, ws.OpClose, nil) }, 1000, 1005, ""},
+		{"client vanishes", func(_ *testing.T, c *client, _ string) { c.nc.Close() }, 0, 1006, ""},
+		{"DeleteConnection", func(t *testing.T, _ *client, id string) {
 			if _, err := api.DeleteConnection(context.Background(), &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(id)}); err != nil {
 				t.Fatal(err)
 			}
@@ -418,7 +418,7 @@ func TestDisconnectCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dial(t, gw.URL(), nil)
 			ev, _ := rec.event(t, "Connect")
-			tt.end(c, ev.RequestContext.ConnectionID)
+			tt.end(t, c, ev.RequestContext.ConnectionID)
 			if tt.wantClose != 0 {
 				if code, _ := c.expectClose(); code != tt.wantClose {
 					t.Errorf("client got close %d, want %d", code, tt.wantClose)
@@ -593,8 +593,10 @@ func TestManyConnections(t *testing.T) {
 				return
 			}
 			defer c.nc.Close()
-			c.t = t
-			c.text("hi")
+			if err := ws.WriteFrame(c.nc, ws.MaskFrame(ws.NewTextFrame([]byte("hi")))); err != nil {
+				t.Errorf("conn %d: write: %v", i, err)
+				return
+			}
 			op, p, err := c.read()
 			if err != nil || op != ws.OpText || string(p) != "echo:hi" {
 				t.Errorf("conn %d: got %v %q %v", i, op, p, err)

@@ -135,11 +135,33 @@ func (g *Gateway) ManagementTransport() http.RoundTripper { return memTransport{
 type memTransport struct{ h http.Handler }
 
 func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	w := &memResponse{header: http.Header{}}
-	t.h.ServeHTTP(w, req)
 	if req.Body != nil {
-		req.Body.Close()
+		defer req.Body.Close()
 	}
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	// What a server sees, which is not quite what a client sends: a body
+	// that is never nil, the request URI, the host, a remote address.
+	sreq := req.Clone(req.Context())
+	if sreq.Body == nil {
+		sreq.Body = http.NoBody
+	}
+	sreq.RequestURI = req.URL.RequestURI()
+	if sreq.Host == "" {
+		sreq.Host = req.URL.Host
+	}
+	sreq.RemoteAddr = "127.0.0.1:0"
+	w := &memResponse{header: http.Header{}}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				w = &memResponse{header: http.Header{}}
+				awsError(w, http.StatusInternalServerError, "InternalServerError", "internal error")
+			}
+		}()
+		t.h.ServeHTTP(w, sreq)
+	}()
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}

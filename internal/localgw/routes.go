@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -40,6 +41,9 @@ func (s selector) key(body []byte) string {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.UseNumber()
 	if d.Decode(&v) != nil {
+		return ""
+	}
+	if _, err := d.Token(); err != io.EOF { // trailing data: not JSON
 		return ""
 	}
 	for _, p := range s.path {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -68,8 +67,11 @@ func BenchmarkLocalGatewayGroupFanOut(b *testing.B) {
 		}()
 	}
 	wg.Wait()
+	var readers sync.WaitGroup
 	for _, c := range conns {
+		readers.Add(1)
 		go func() {
+			defer readers.Done()
 			var local []time.Duration
 			defer func() {
 				mu.Lock()
@@ -128,7 +130,7 @@ func BenchmarkLocalGatewayGroupFanOut(b *testing.B) {
 		c.CloseNow()
 	}
 	sender.CloseNow()
-	time.Sleep(100 * time.Millisecond) // readers hand in their latencies
+	readers.Wait() // every reader has handed in its latencies
 	mu.Lock()
 	defer mu.Unlock()
 	slices.Sort(latencies)
@@ -145,13 +147,6 @@ func BenchmarkLocalGatewayGroupFanOut(b *testing.B) {
 	b.ReportMetric(float64(cpu)/float64(elapsed)/float64(runtime.NumCPU())*100, "cpu-%")
 	b.Logf("%d deliveries to %d connections in %v: %.0f deliveries/s, p50 %v, p99 %v",
 		want, members, elapsed.Round(time.Millisecond), rate, pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
-}
-
-// cpuTime is the CPU time this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // sentAt reads the send time out of a delivered BENCH message's data

@@ -355,9 +355,19 @@ func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template
 		return nil, err
 	}
 	o.Logger.Info("BUILD", "function", fn.LogicalID, "path", out, "duration", time.Since(start).Round(time.Millisecond).String())
-	procEnv := []string{"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=" + localRegion}
+	procEnv := []string{"AWS_REGION=" + localRegion}
 	if o.DynamoDBEndpoint != "" {
-		procEnv = append(procEnv, "AWS_ENDPOINT_URL_DYNAMODB="+o.DynamoDBEndpoint)
+		// A local engine: any credentials, the same as this process's
+		// (DynamoDB Local keeps one database per access key and region).
+		procEnv = append(procEnv, "AWS_ENDPOINT_URL_DYNAMODB="+o.DynamoDBEndpoint,
+			"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local")
+	} else {
+		// Real AWS: the functions use this user's credentials and region.
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "HOME=") {
+				procEnv = append(procEnv, kv)
+			}
+		}
 	}
 	for k, v := range vars {
 		procEnv = append(procEnv, k+"="+v)
@@ -395,9 +405,17 @@ func (r envResolver) environment(fn template.Function) (map[string]string, error
 	params := r.tmpl.ParameterDefaults()
 	api, _ := r.tmpl.WebSocketAPI()
 	tables := r.tmpl.CFN.GetAllDynamoDBTableResources()
+	// The parameter that names the stage, if the stage takes it from one,
+	// is the local stage.
+	stageParam := "StageName"
+	for _, st := range r.tmpl.CFN.GetAllApiGatewayV2StageResources() {
+		if p, ok := strings.CutPrefix(st.StageName, template.RefPrefix); ok {
+			stageParam = p
+		}
+	}
 	lookup := func(name string) (string, bool) {
 		switch name {
-		case "StageName":
+		case stageParam:
 			return r.stage, true
 		case "AWS::Region":
 			return localRegion, true
@@ -419,7 +437,7 @@ func (r envResolver) environment(fn template.Function) (map[string]string, error
 			return r.table, true
 		}
 		if res, attr, ok := strings.Cut(name, "."); ok && attr == "Arn" {
-			return "arn:aws:lambda:" + localRegion + ":" + localAccount + ":function:" + res, true
+			return r.arn(res), true
 		}
 		if _, ok := r.tmpl.CFN.Resources[name]; ok {
 			return name, true
@@ -452,4 +470,21 @@ func describe(vars map[string]string) string {
 		b.WriteString(k + "=" + strconv.Quote(vars[k]) + " ")
 	}
 	return b.String()
+}
+
+// arn returns a local ARN for a resource of the template, by its type.
+func (r envResolver) arn(logicalID string) string {
+	prefix := "arn:aws:"
+	res, ok := r.tmpl.CFN.Resources[logicalID]
+	if !ok {
+		return prefix + "local:" + localRegion + ":" + localAccount + ":" + logicalID
+	}
+	switch res.AWSCloudFormationType() {
+	case "AWS::Serverless::Function", "AWS::Lambda::Function":
+		return prefix + "lambda:" + localRegion + ":" + localAccount + ":function:" + logicalID
+	case "AWS::DynamoDB::Table":
+		return prefix + "dynamodb:" + localRegion + ":" + localAccount + ":table/" + r.table
+	default:
+		return prefix + "local:" + localRegion + ":" + localAccount + ":" + logicalID
+	}
 }
