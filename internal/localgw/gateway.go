@@ -246,16 +246,10 @@ func (g *Gateway) ManagementEndpoint() string { return "http://" + g.Addr() + "/
 // $disconnect invocations and returns. It returns nil after a clean stop.
 func (g *Gateway) Run(ctx context.Context) error {
 	go g.mgmt.Serve(g.mgmtLn)
-	acceptErr := make(chan error, 1)
-	go func() { acceptErr <- g.accept() }()
+	go g.accept()
 	select {
 	case <-ctx.Done():
-	case <-g.ctx.Done():
-	case err := <-acceptErr:
-		if !g.isClosed() {
-			g.Close()
-			return fmt.Errorf("localgw: accept: %w", err)
-		}
+	case <-g.ctx.Done(): // Close was called
 	}
 	return g.Close()
 }
@@ -338,13 +332,13 @@ func (g *Gateway) endInvocation() { <-g.slots }
 // API go to the HTTP server, anything else is a WebSocket handshake.
 // Errors other than the listener closing are retried with a backoff, as
 // net/http does (running out of file descriptors is one).
-func (g *Gateway) accept() error {
+func (g *Gateway) accept() {
 	var delay time.Duration
 	for {
 		nc, err := g.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || g.isClosed() {
-				return nil
+				return
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			g.log.Warn("accept failed; retrying", "err", err, "in", delay.String())

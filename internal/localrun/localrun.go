@@ -158,11 +158,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	s.Gateway = gw
 
 	env := envResolver{tmpl: tmpl, stage: o.Stage, addr: addr, table: o.tableName()}
+	functions := tmpl.Functions()
 	for _, r := range tmplRoutes {
 		if _, done := invokers[r.Function]; done {
 			continue
 		}
-		fn, ok := tmpl.Functions()[r.Function]
+		fn, ok := functions[r.Function]
 		if !ok {
 			return nil, fmt.Errorf("route %s: no function %s in %s", r.Key, r.Function, o.Template)
 		}
