@@ -27,7 +27,7 @@ func startLocal(t *testing.T, o localrun.Options) *localrun.Server {
 	o.Token = e2eToken
 	o.BuildDir = t.TempDir()
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(testLogOutput(), nil))
+		o.Logger = testLogger()
 	}
 	s, err := localrun.Start(context.Background(), o)
 	if err != nil {
@@ -329,9 +329,11 @@ func TestSummaryNamesURLsAndToken(t *testing.T) {
 	}
 }
 
-func testLogOutput() io.Writer {
+// testLogger discards the gateway's logs unless LOCALGW_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	w := io.Discard
 	if os.Getenv("LOCALGW_TEST_LOG") != "" {
-		return os.Stderr
+		w = os.Stderr
 	}
-	return io.Discard
+	return slog.New(slog.NewTextHandler(w, nil))
 }

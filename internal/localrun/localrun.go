@@ -308,8 +308,8 @@ func (f functionSet) Invoke(ctx context.Context, function string, payload []byte
 }
 
 // inProcessHandlers are mastersocket's functions that can run in this
-// process, by CodeUri. A function of the template not listed here runs as
-// a binary, whatever the mode.
+// process, by CodeUri. Any other function of the template (a route added
+// with a function of its own) runs as a binary, whatever the mode.
 var inProcessHandlers = map[string]func(*handler.Handlers) any{
 	"functions/connect":    func(h *handler.Handlers) any { return h.Connect },
 	"functions/disconnect": func(h *handler.Handlers) any { return h.Disconnect },
@@ -348,7 +348,8 @@ func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template
 		return localgw.NewInProcess(map[string]any{fn.LogicalID: pick(h)}), nil
 	}
 	if o.Store == StoreMemory {
-		return nil, fmt.Errorf("%s has no in-process handler and runs as a binary, which cannot share the in-memory store: use --store dynamodb", fn.CodeURI)
+		o.Logger.Warn("this function is not one of mastersocket's: it runs as a binary, which cannot reach the in-memory store (use --store dynamodb if it needs the table)",
+			"function", fn.LogicalID, "code", fn.CodeURI)
 	}
 	out := filepath.Join(o.BuildDir, fn.LogicalID, "bootstrap")
 	start := time.Now()

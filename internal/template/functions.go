@@ -76,6 +76,9 @@ func (t *Template) CodeDir(f Function) string {
 	if f.CodeURI == "" {
 		return ""
 	}
+	if filepath.IsAbs(f.CodeURI) {
+		return f.CodeURI
+	}
 	return filepath.Join(t.Dir, filepath.FromSlash(f.CodeURI))
 }
 
