@@ -250,11 +250,10 @@ func isTransactionConflict(err error) bool {
 // returns it, or from a fresh read otherwise.
 func (s *Store) whyNotIdentifiable(ctx context.Context, connID string, item map[string]types.AttributeValue) error {
 	if item == nil {
-		out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: connKey(connID), ConsistentRead: aws.Bool(true)})
-		if err != nil {
-			return fmt.Errorf("identify %s: read connection: %w", connID, err)
+		var err error
+		if item, err = s.getConnAny(ctx, connID); err != nil {
+			return fmt.Errorf("identify %s: %w", connID, err)
 		}
-		item = out.Item
 	}
 	if len(item) == 0 || s.expired(item) {
 		return router.ErrNotFound
@@ -274,15 +273,16 @@ func (s *Store) Connection(ctx context.Context, connID string) (router.Connectio
 	return connFrom(connID, item), nil
 }
 
+// getConn reads a live connection item, or returns router.ErrNotFound.
 func (s *Store) getConn(ctx context.Context, connID string) (map[string]types.AttributeValue, error) {
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: connKey(connID), ConsistentRead: aws.Bool(true)})
+	item, err := s.getConnAny(ctx, connID)
 	if err != nil {
-		return nil, fmt.Errorf("get connection %s: %w", connID, err)
+		return nil, err
 	}
-	if len(out.Item) == 0 || s.expired(out.Item) {
+	if item == nil || s.expired(item) {
 		return nil, router.ErrNotFound
 	}
-	return out.Item, nil
+	return item, nil
 }
 
 func connFrom(connID string, item map[string]types.AttributeValue) router.Connection {

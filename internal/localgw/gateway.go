@@ -306,15 +306,6 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
-func (g *Gateway) isClosed() bool {
-	select {
-	case <-g.done:
-		return true
-	default:
-		return g.ctx.Err() != nil
-	}
-}
-
 // startInvocation takes a slot for a MESSAGE invocation, waiting while
 // MaxInvocations are running; false if quit closes first.
 func (g *Gateway) startInvocation(quit <-chan struct{}) bool {
@@ -337,7 +328,7 @@ func (g *Gateway) accept() {
 	for {
 		nc, err := g.ln.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || g.isClosed() {
+			if errors.Is(err, net.ErrClosed) { // Close
 				return
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -268,7 +267,5 @@ func parseGatewayError(t *testing.T, s string) gatewayError {
 	}
 	return g
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

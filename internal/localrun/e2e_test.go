@@ -120,9 +120,8 @@ func (v *svc) within(d time.Duration) (protocol.Frame, bool) {
 func (v *svc) nothing(d time.Duration) {
 	v.t.Helper()
 	select {
-	case f := <-v.frames:
+	case <-v.frames:
 		v.t.Fatalf("%s: got %s, want nothing", v.name, <-v.raw)
-		_ = f
 	case <-time.After(d):
 	}
 }
