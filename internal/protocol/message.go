@@ -78,6 +78,9 @@ func Parse(body []byte) (*Message, error) {
 		// WebSocket clients must close on invalid UTF-8 in a text frame.
 		return nil, Errorf(CodeInvalidPayload, "message is not valid UTF-8")
 	}
+	if err := checkText(body); err != nil {
+		return nil, err
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
 		if json.Valid(body) {
@@ -237,6 +240,9 @@ func parseIntent(raw json.RawMessage) (Intent, *Error) {
 	id, err := stringField(rawID, "intent.identifier", MaxIdentifierLen)
 	if err != nil {
 		return Intent{}, err
+	}
+	if in.Target == TargetGroup && !ValidGroup(id) {
+		return Intent{}, Errorf(CodeInvalidPayload, "intent.identifier %q is not a group name: want 1 to %d characters of A-Z a-z 0-9 . _ : -", id, MaxGroupLen)
 	}
 	in.Identifier = id
 	return in, nil

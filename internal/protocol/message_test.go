@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,16 @@ func TestParseValid(t *testing.T) {
 		{"id of 128 characters", `{"op":3,"id":"` + strings.Repeat("é", 128) + `"}`, OpPing, strings.Repeat("é", 128), "", "", Intent{}},
 		{"negative zero is op 0", `{"op":-0,"event":"E","intent":{"target":"GLOBAL"}}`, OpEvent, "", "E", "", Intent{Target: TargetGlobal}},
 		{"intent ignored on ping", `{"op":3,"intent":"nonsense"}`, OpPing, "", "", "", Intent{}},
+		{"group name of every allowed character", `{"op":0,"event":"E","intent":{"target":"GROUP","identifier":"bots.eu-1:a_B9"}}`,
+			OpEvent, "", "E", "", Intent{TargetGroup, "bots.eu-1:a_B9"}},
+		{"data nested to the depth limit", `{"op":0,"event":"E","data":` + nested(MaxDepth-1) + `,"intent":{"target":"GLOBAL"}}`,
+			OpEvent, "", "E", nested(MaxDepth - 1), Intent{Target: TargetGlobal}},
+		{"surrogate pair escape", `{"op":0,"event":"E","data":"\ud83d\ude00 \uD83D\uDE00","intent":{"target":"GLOBAL"}}`,
+			OpEvent, "", "E", `"\ud83d\ude00 \uD83D\uDE00"`, Intent{Target: TargetGlobal}},
+		{"escaped backslash before u is not an escape", `{"op":0,"event":"E","data":"\\ud800","intent":{"target":"GLOBAL"}}`,
+			OpEvent, "", "E", `"\\ud800"`, Intent{Target: TargetGlobal}},
+		{"brackets inside strings do not nest", `{"op":0,"event":"E","data":"` + strings.Repeat("[{", 100) + `","intent":{"target":"GLOBAL"}}`,
+			OpEvent, "", "E", `"` + strings.Repeat("[{", 100) + `"`, Intent{Target: TargetGlobal}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +124,18 @@ func TestParseInvalid(t *testing.T) {
 		{"identifier number", `{"op":0,"event":"E","intent":{"target":"GROUP","identifier":7}}`, CodeInvalidPayload, "", true},
 		{"identifier empty", `{"op":0,"event":"E","intent":{"target":"DIRECT","identifier":""}}`, CodeInvalidPayload, "", true},
 		{"identifier too long", `{"op":0,"event":"E","intent":{"target":"GROUP","identifier":"` + long + `"}}`, CodeInvalidPayload, "", true},
+		{"group name with a space", `{"op":0,"id":"g","event":"E","intent":{"target":"GROUP","identifier":"bad group!"}}`, CodeInvalidPayload, "g", true},
+		{"group name of 65 characters", `{"op":0,"event":"E","intent":{"target":"GROUP","identifier":"` + strings.Repeat("g", 65) + `"}}`, CodeInvalidPayload, "", true},
+		{"group name not ASCII", `{"op":5,"intent":{"target":"GROUP","identifier":"é"}}`, CodeInvalidPayload, "", true},
+		{"nested one level too deep", `{"op":0,"event":"E","data":` + nested(MaxDepth) + `,"intent":{"target":"GLOBAL"}}`, CodeInvalidPayload, "", false},
+		{"nested deeper than encoding/json allows", `{"op":0,"event":"E","data":` + nested(20000) + `,"intent":{"target":"GLOBAL"}}`, CodeInvalidPayload, "", false},
+		{"lone high surrogate", `{"op":0,"event":"E","data":"\ud800","intent":{"target":"GLOBAL"}}`, CodeInvalidPayload, "", false},
+		{"lone low surrogate", `{"op":0,"event":"E","data":"x\uDC00y","intent":{"target":"GLOBAL"}}`, CodeInvalidPayload, "", false},
+		{"high surrogate before a non-surrogate", `{"op":0,"event":"E","data":"\ud800\u0041","intent":{"target":"GLOBAL"}}`, CodeInvalidPayload, "", false},
+		{"two high surrogates", `{"op":0,"event":"E","data":"\ud800\ud800","intent":{"target":"GLOBAL"}}`, CodeInvalidPayload, "", false},
+		{"lone surrogate in the event", `{"op":0,"event":"\ud800","intent":{"target":"GLOBAL"}}`, CodeInvalidPayload, "", false},
+		{"lone surrogate in a key", `{"op":3,"\udfff":1}`, CodeInvalidPayload, "", false},
+		{"high surrogate at the end", `{"op":3,"x":"\ud800`, CodeInvalidPayload, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,6 +157,22 @@ func TestParseInvalid(t *testing.T) {
 				t.Errorf("got message %v, want one: %v", m, tt.hasMsg)
 			}
 		})
+	}
+}
+
+// nested returns an array nested depth levels deep: [[[…]]].
+func nested(depth int) string {
+	return strings.Repeat("[", depth) + strings.Repeat("]", depth)
+}
+
+func TestNestingErrorSaysWhy(t *testing.T) {
+	_, err := Parse([]byte(`{"op":3,"data":` + nested(20000) + `}`))
+	if err == nil || !strings.Contains(err.Error(), "nests deeper than 64 levels") {
+		t.Fatalf("got %v, want an error about nesting deeper than 64 levels", err)
+	}
+	_, err = Parse([]byte(`{"op":3,"data":"\ud800"}`))
+	if err == nil || !strings.Contains(err.Error(), "lone UTF-16 surrogate") {
+		t.Fatalf("got %v, want an error about a lone surrogate", err)
 	}
 }
 
@@ -289,6 +328,8 @@ func FuzzParse(f *testing.F) {
 		`{"op":1,"data":{"token":"t","group":"g"}}`,
 		`{"op":3,"id":"p"}`, `{"op":2}`, `{"op":4}`, `{"op":6}`, `{"op":1.5}`, `{"op":"0"}`,
 		`[]`, `null`, `{`, ``, `{"op":0,"intent":{"target":"GROUP"}}`, `{"op":-0,"event":"\ud800","intent":{"target":"GLOBAL"}}`,
+		`{"op":0,"event":"E","data":"\ud83d\ude00","intent":{"target":"GROUP","identifier":"a b"}}`,
+		`{"op":5,"data":[[[[{"a":[[]]}]]]],"intent":{"target":"GLOBAL"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -312,8 +353,14 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
+		if err := strictlyDecodable(body); err != nil {
+			t.Fatalf("Parse accepted %q, which %v", body, err)
+		}
 		if m.Op != OpEvent && m.Op != OpReply {
 			return
+		}
+		if m.Intent.Target == TargetGroup && !ValidGroup(m.Intent.Identifier) {
+			t.Fatalf("Parse accepted GROUP %q, not a group name", m.Intent.Identifier)
 		}
 		out := m.Delivery(Source{ID: "s", Group: "g"})
 		var back map[string]json.RawMessage
@@ -335,4 +382,34 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("delivery %s parses as %+v, want %+v", out, again, m)
 		}
 	})
+}
+
+// strictlyDecodable checks what Parse promises recipients, independently of
+// its own scanner: no nesting deeper than MaxDepth, and no string that holds
+// a lone surrogate once decoded (encoding/json decodes one as U+FFFD, so a
+// string that decodes to U+FFFD without "\ufffd" or the character itself
+// in its text had one).
+func strictlyDecodable(body []byte) error {
+	d := json.NewDecoder(bytes.NewReader(body))
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil // the end, or invalid JSON that Parse refused anyway
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				if depth++; depth > MaxDepth {
+					return errors.New("nests too deep")
+				}
+			} else {
+				depth--
+			}
+		case string:
+			if strings.ContainsRune(v, '\uFFFD') && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) && !bytes.ContainsRune(body, '\uFFFD') {
+				return fmt.Errorf("has a string that decodes to U+FFFD: %q", v)
+			}
+		}
+	}
 }
