@@ -29,7 +29,7 @@ type tokenStore interface {
 
 // openStore opens the DynamoDB registry of a table.
 func openStore(ctx context.Context, table, endpoint string) (tokenStore, error) {
-	client, err := dynamostore.NewClient(ctx, endpoint)
+	client, err := dynamostore.NewClient(ctx, endpoint, dynamostore.ClientConfig{})
 	if err != nil {
 		return nil, err
 	}

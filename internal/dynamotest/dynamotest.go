@@ -40,7 +40,7 @@ func Endpoint(t testing.TB) string {
 func Client(t testing.TB) *dynamodb.Client {
 	t.Helper()
 	ep := Endpoint(t)
-	c, err := dynamostore.NewClient(context.Background(), ep)
+	c, err := dynamostore.NewClient(context.Background(), ep, dynamostore.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

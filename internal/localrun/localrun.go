@@ -273,7 +273,7 @@ func (o *Options) openStore(ctx context.Context) (registry, string, error) {
 	if o.Store == StoreMemory {
 		return memstore.New(), "memory (embedded; data lives in this process and is gone when it stops)", nil
 	}
-	client, err := dynamostore.NewClient(ctx, o.DynamoDBEndpoint)
+	client, err := dynamostore.NewClient(ctx, o.DynamoDBEndpoint, dynamostore.ClientConfig{})
 	if err != nil {
 		return nil, "", err
 	}
