@@ -84,7 +84,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Handlers, error)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	store, err := dynamostore.New(dynamodb.NewFromConfig(awsCfg), s.StoreConfig())
+	store, err := dynamostore.New(dynamodb.NewFromConfig(awsCfg, s.DynamoDBClientConfig().Options()), s.StoreConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,14 @@ func (h *Handlers) routerFor(rc events.APIGatewayWebsocketProxyRequestContext) (
 	return r, nil
 }
 
+// connectedAt returns when the connection was opened, or the zero time when
+// the event does not say (API Gateway always does): the router then takes
+// the current time, rather than 1970, which would make the connection
+// expired at birth.
 func connectedAt(rc events.APIGatewayWebsocketProxyRequestContext) time.Time {
+	if rc.ConnectedAt <= 0 {
+		return time.Time{}
+	}
 	return time.UnixMilli(rc.ConnectedAt).UTC()
 }
 

@@ -511,3 +511,24 @@ func TestBadManagementEndpointFailsAtStart(t *testing.T) {
 		t.Fatalf("got %v, want an error naming MANAGEMENT_ENDPOINT", err)
 	}
 }
+
+// An event whose connectedAt is 0 (missing) must not make the connection
+// expire in 1970: it is recorded as connected now and may IDENTIFY.
+func TestConnectedAtZeroIsNow(t *testing.T) {
+	store := memstore.New()
+	putToken(t, store)
+	m := newMgmtServer(t)
+	h := newHandlers(t, store, m)
+	c := &client{t: t, h: h, id: "Zero0000000000Q=", at: time.UnixMilli(0)}
+	if resp, err := invoke(t, h.Connect, event(t, "connect", c.id, c.at, "")); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("$connect: %+v, %v", resp, err)
+	}
+	got, err := store.Connection(t.Context(), c.id)
+	if err != nil || time.Since(got.ConnectedAt) > time.Minute {
+		t.Fatalf("stored %+v, %v; want a live connection connected now", got, err)
+	}
+	c.identify("bots")
+	if c.serviceID == "" {
+		t.Fatal("IDENTIFY gave no service id")
+	}
+}

@@ -43,22 +43,38 @@ type Settings struct {
 	// SendMaxAttempts is the number of attempts of one PostToConnection,
 	// retrying 429 with backoff (SEND_MAX_ATTEMPTS); default 5.
 	SendMaxAttempts int
+	// DynamoDBMaxAttempts is the number of attempts of one DynamoDB call,
+	// retrying throttling and transient errors with backoff
+	// (DYNAMODB_MAX_ATTEMPTS); default 5. There is no client-wide retry
+	// quota: every call gets its attempts.
+	DynamoDBMaxAttempts int
+	// IdentifyTimeout is how long after connecting a connection may stay
+	// anonymous (IDENTIFY_TIMEOUT_SECONDS); default 10 s. Later, its
+	// IDENTIFY and anything else it sends close it with IDENTIFY_FAILED,
+	// and the sweeper closes it.
+	IdentifyTimeout time.Duration
+	// SweepConcurrency bounds the sweeper's GetConnection calls in flight
+	// (SWEEP_CONCURRENCY); default 16.
+	SweepConcurrency int
 	// LogLevel is debug, info, warn or error (LOG_LEVEL); default info.
 	LogLevel slog.Level
 }
 
 // Names of the environment variables that SettingsFromEnv reads.
 const (
-	EnvTable              = "TABLE_NAME"
-	EnvManagementEndpoint = "MANAGEMENT_ENDPOINT"
-	EnvMaxMessageBytes    = "MAX_MESSAGE_BYTES"
-	EnvPingIntervalMillis = "PING_INTERVAL_MS"
-	EnvFanOut             = "FANOUT_LIMIT"
-	EnvShards             = "SHARD_COUNT"
-	EnvCacheSize          = "CACHE_SIZE"
-	EnvItemTTLSeconds     = "ITEM_TTL_SECONDS"
-	EnvSendMaxAttempts    = "SEND_MAX_ATTEMPTS"
-	EnvLogLevel           = "LOG_LEVEL"
+	EnvTable               = "TABLE_NAME"
+	EnvManagementEndpoint  = "MANAGEMENT_ENDPOINT"
+	EnvMaxMessageBytes     = "MAX_MESSAGE_BYTES"
+	EnvPingIntervalMillis  = "PING_INTERVAL_MS"
+	EnvFanOut              = "FANOUT_LIMIT"
+	EnvShards              = "SHARD_COUNT"
+	EnvCacheSize           = "CACHE_SIZE"
+	EnvItemTTLSeconds      = "ITEM_TTL_SECONDS"
+	EnvSendMaxAttempts     = "SEND_MAX_ATTEMPTS"
+	EnvDynamoDBMaxAttempts = "DYNAMODB_MAX_ATTEMPTS"
+	EnvIdentifyTimeout     = "IDENTIFY_TIMEOUT_SECONDS"
+	EnvSweepConcurrency    = "SWEEP_CONCURRENCY"
+	EnvLogLevel            = "LOG_LEVEL"
 )
 
 // SettingsFromEnv reads Settings through getenv (os.Getenv in the mains).
@@ -91,6 +107,9 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	// expire while still open.
 	s.ItemTTL = time.Duration(intVar(EnvItemTTLSeconds, 7200, 366*24*3600)) * time.Second
 	s.SendMaxAttempts = intVar(EnvSendMaxAttempts, 1, 20)
+	s.DynamoDBMaxAttempts = intVar(EnvDynamoDBMaxAttempts, 1, 20)
+	s.IdentifyTimeout = time.Duration(intVar(EnvIdentifyTimeout, 1, 7200)) * time.Second
+	s.SweepConcurrency = intVar(EnvSweepConcurrency, 1, 1000)
 	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
 		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, v))
@@ -107,8 +126,15 @@ func (s Settings) RouterConfig(log *slog.Logger) router.Config {
 		FanOut:          s.FanOut,
 		ItemTTL:         s.ItemTTL,
 		CacheSize:       s.CacheSize,
+		IdentifyTimeout: s.IdentifyTimeout,
 		Logger:          log,
 	}
+}
+
+// DynamoDBClientConfig returns the DynamoDB client configuration these
+// settings describe.
+func (s Settings) DynamoDBClientConfig() dynamostore.ClientConfig {
+	return dynamostore.ClientConfig{MaxAttempts: s.DynamoDBMaxAttempts}
 }
 
 // StoreConfig returns the DynamoDB store configuration these settings

@@ -18,6 +18,10 @@ func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([
 		return nil, err
 	}
 	if id == nil {
+		if pe := r.pastIdentifyDeadline(req); pe != nil {
+			pe.ID = m.ID
+			return nil, r.closeWith(ctx, req.ConnectionID, pe)
+		}
 		return errorFrame(protocol.CodeUnauthorized, m.ID, "IDENTIFY before sending %s", m.Op), nil
 	}
 	if m.Op == protocol.OpEvent && m.ID == "" {

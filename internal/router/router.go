@@ -32,6 +32,7 @@ const (
 	DefaultItemTTL         = 2*time.Hour + 10*time.Minute
 	DefaultCacheSize       = 10000
 	DefaultDeliveryTimeout = 25 * time.Second
+	DefaultIdentifyTimeout = 10 * time.Second
 	// MaxDeliveryBytes is the largest frame the gateway delivers
 	// (PostToConnection's limit): a message plus its source must fit.
 	MaxDeliveryBytes = 128 << 10
@@ -61,6 +62,11 @@ type Config struct {
 	// fan-out ends inside API Gateway's 29 s integration timeout; deliveries
 	// still running then count as failed. Default 25s.
 	DeliveryTimeout time.Duration
+	// IdentifyTimeout is how long after connecting a connection may stay
+	// anonymous. After it, an IDENTIFY, an EVENT or a REPLY from an anonymous
+	// connection closes it with IDENTIFY_FAILED (the sweeper closes those
+	// that send nothing). Default 10s.
+	IdentifyTimeout time.Duration
 	// NewID returns a fresh service id, and the id of an EVENT sent
 	// without one. Default: a random UUID v4.
 	NewID func() string
@@ -100,6 +106,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.DeliveryTimeout = DefaultDeliveryTimeout
 	} else if c.DeliveryTimeout < 0 {
 		return c, fmt.Errorf("delivery timeout %v: want a positive duration", c.DeliveryTimeout)
+	}
+	if c.IdentifyTimeout == 0 {
+		c.IdentifyTimeout = DefaultIdentifyTimeout
+	} else if c.IdentifyTimeout < 0 {
+		return c, fmt.Errorf("identify timeout %v: want a positive duration", c.IdentifyTimeout)
 	}
 	if c.NewID == nil {
 		c.NewID = uuid.NewString
@@ -146,6 +157,9 @@ func (r *Router) Config() Config { return r.cfg }
 // unreachable and the connection should be refused.
 func (r *Router) Connect(ctx context.Context, c Connection) error {
 	c.Identity = nil
+	if c.ConnectedAt.IsZero() {
+		c.ConnectedAt = r.cfg.Now()
+	}
 	c.ExpiresAt = c.ConnectedAt.Add(r.cfg.ItemTTL)
 	if err := r.store.AddConnection(ctx, c); err != nil {
 		return fmt.Errorf("record connection %s: %w", c.ID, err)
@@ -238,6 +252,10 @@ func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message)
 	if _, ok := r.identities.Get(req.ConnectionID); ok {
 		return errorFrame(protocol.CodeAlreadyIdentified, m.ID, "this connection has already identified"), nil
 	}
+	if pe := r.pastIdentifyDeadline(req); pe != nil {
+		pe.ID = m.ID
+		return r.identifyFailed(ctx, req, pe)
+	}
 	idf, err := protocol.ParseIdentify(m.Data)
 	if err == nil {
 		err = r.checkToken(ctx, idf)
@@ -271,6 +289,17 @@ func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message)
 	r.services.Add(c.Identity.ServiceID, c.ID)
 	return protocol.IdentifiedFrame(m.ID, c.Identity.ServiceID, c.Identity.Group,
 		int(r.cfg.PingInterval/time.Millisecond)), nil
+}
+
+// pastIdentifyDeadline returns the IDENTIFY_FAILED error of a connection
+// that has been connected longer than IdentifyTimeout, or nil.
+func (r *Router) pastIdentifyDeadline(req Request) *protocol.Error {
+	age := r.cfg.Now().Sub(req.ConnectedAt)
+	if age <= r.cfg.IdentifyTimeout {
+		return nil
+	}
+	return protocol.Errorf(protocol.CodeIdentifyFailed, "a connection must IDENTIFY within %v of connecting; this one is %v old",
+		r.cfg.IdentifyTimeout, age.Round(time.Second))
 }
 
 // checkToken returns an IDENTIFY_FAILED *protocol.Error unless the token

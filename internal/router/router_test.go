@@ -713,3 +713,69 @@ func TestMissingConnectedAtIsNow(t *testing.T) {
 		t.Fatalf("identity was stored already expired: %+v, %v", got, err)
 	}
 }
+
+func TestIdentifyDeadline(t *testing.T) {
+	now := time.Now()
+	e := newEnv(t, router.Config{IdentifyTimeout: 10 * time.Second, Now: func() time.Time { return now }})
+	early, late, member := e.connect(), e.connect(), e.join("bots")
+	now = now.Add(11 * time.Second)
+
+	t.Run("an IDENTIFY after the deadline closes the connection", func(t *testing.T) {
+		if f := early.send(`{"op":1,"id":"i","data":{"token":"` + goodToken + `","group":"bots"}}`); f != nil {
+			t.Fatalf("got reply %+v, want none (DISCONNECT is posted)", f)
+		}
+		frames := e.sender.frames(early.id)
+		if len(frames) != 1 || frames[0].Op != protocol.OpDisconnect || frames[0].ID != "i" {
+			t.Fatalf("got %+v, want one DISCONNECT with id i", frames)
+		}
+		if d := errorData(t, &frames[0]); d.Code != protocol.CodeIdentifyFailed || !strings.Contains(d.Message, "within 10s") {
+			t.Fatalf("got %+v, want IDENTIFY_FAILED naming the 10s limit", d)
+		}
+		if c, err := e.store.Connection(t.Context(), early.id); err != nil || c.Identity != nil {
+			t.Fatalf("store has %+v, %v; want the connection still anonymous", c, err)
+		}
+	})
+	t.Run("an EVENT from an anonymous connection after the deadline closes it", func(t *testing.T) {
+		e.sender.reset()
+		if f := late.send(`{"op":0,"id":"e","event":"E","intent":{"target":"GROUP","identifier":"bots"}}`); f != nil {
+			t.Fatalf("got reply %+v, want none", f)
+		}
+		want := []string{"send:" + late.id, "close:" + late.id}
+		if strings.Join(e.sender.calls, " ") != strings.Join(want, " ") {
+			t.Fatalf("got calls %v, want %v", e.sender.calls, want)
+		}
+		if d := errorData(t, &e.sender.frames(late.id)[0]); d.Code != protocol.CodeIdentifyFailed {
+			t.Fatalf("got %+v, want IDENTIFY_FAILED", d)
+		}
+	})
+	t.Run("an identified connection is not concerned", func(t *testing.T) {
+		e.sender.reset()
+		wantError(t, member.send(`{"op":1,"id":"again","data":{"token":"`+goodToken+`","group":"bots"}}`), protocol.CodeAlreadyIdentified, "again")
+		if f := member.send(`{"op":0,"event":"E","intent":{"target":"GLOBAL"}}`); f != nil {
+			t.Fatalf("EVENT from a member answered %+v", f)
+		}
+		if len(e.sender.frames(late.id)) != 0 || len(e.sender.frames(early.id)) != 0 {
+			t.Fatal("GLOBAL reached anonymous connections")
+		}
+	})
+	t.Run("within the deadline an EVENT is only UNAUTHORIZED", func(t *testing.T) {
+		fresh := e.connect()
+		fresh.at = now
+		e.store.AddConnection(t.Context(), router.Connection{ID: fresh.id, ConnectedAt: now, ExpiresAt: now.Add(time.Hour)})
+		wantError(t, fresh.send(`{"op":0,"id":"u","event":"E","intent":{"target":"GLOBAL"}}`), protocol.CodeUnauthorized, "u")
+	})
+}
+
+func TestConnectWithoutATimeIsRecordedNow(t *testing.T) {
+	e := newEnv(t, router.Config{})
+	if err := e.r.Connect(t.Context(), router.Connection{ID: "zero="}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.store.Connection(t.Context(), "zero=")
+	if err != nil {
+		t.Fatalf("a connection without connectedAt is %v, want recorded and live", err)
+	}
+	if time.Since(c.ConnectedAt) > time.Minute || time.Until(c.ExpiresAt) < 2*time.Hour {
+		t.Fatalf("got connectedAt %v expiresAt %v, want now and now + the item TTL", c.ConnectedAt, c.ExpiresAt)
+	}
+}
