@@ -5,7 +5,7 @@
 // $disconnect never leaves a mapping behind for ever:
 //
 //	pk               sk             attributes
-//	CONN#<conn id>   META           connectedAt, sourceIp, userAgent; once identified: serviceId, group, shard, identifiedAt
+//	CONN#<conn id>   META           connectedAt, connShard, sourceIp, userAgent; once identified: serviceId, group, shard, identifiedAt
 //	SVC#<service id> META           connId, group
 //	GROUP#<group>    CONN#<conn id> serviceId
 //	ALL#<shard>      CONN#<conn id> serviceId, group
@@ -14,7 +14,10 @@
 // Access patterns: the identity of a connection and the connection of a
 // service are one GetItem each; a GROUP is one Query per page; GLOBAL is one
 // Query per shard, run in parallel; IDENTIFY is one TransactWriteItems; no
-// message path ever scans. Reads are strongly consistent, so that a message
+// message path ever scans. The sweeper lists every connection item, identified
+// or not, through the global secondary index "connections" (hash connShard =
+// CONNS#<shard>, range connectedAt): one Query per shard and page, in
+// parallel; the index holds only connection items. Reads are strongly consistent, so that a message
 // sent right after an IDENTIFY answer reaches and is sent by the new member.
 package dynamostore
 
@@ -45,6 +48,7 @@ type API interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
@@ -59,9 +63,10 @@ type Config struct {
 	// Table is the table name; required.
 	Table string
 	// Shards is the number of ALL#<n> partitions that spread the GLOBAL
-	// membership; GLOBAL costs one Query per shard. Default 4. Raising it is
-	// safe at any time; lowering it hides the members of the dropped shards
-	// from GLOBAL until they reconnect.
+	// membership, and of CONNS#<n> partitions of the connections index;
+	// GLOBAL and a sweep cost one Query per shard. Default 4. Raising it is
+	// safe at any time; lowering it hides the connections of the dropped
+	// shards from GLOBAL and from the sweeper until they reconnect.
 	Shards int
 	// PageSize caps the items of one Query page; zero lets DynamoDB fill
 	// pages up to 1 MB.
@@ -115,6 +120,10 @@ const (
 	attrGroups       = "groups"
 	attrAllGroups    = "allGroups"
 	attrCreatedAt    = "createdAt"
+	attrConnShard    = "connShard"
+
+	// IndexConnections is the global secondary index of connection items.
+	IndexConnections = "connections"
 
 	skMeta     = "META"
 	connPrefix = "CONN#"
@@ -133,6 +142,8 @@ func groupPK(group string) string { return "GROUP#" + group }
 
 func shardPK(shard int) string { return "ALL#" + strconv.Itoa(shard) }
 
+func connShardKey(shard int) string { return "CONNS#" + strconv.Itoa(shard) }
+
 func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(pk), attrSK: str(sk)}
 }
@@ -148,6 +159,7 @@ func (s *Store) shardOf(connID string) int {
 func (s *Store) AddConnection(ctx context.Context, c router.Connection) error {
 	item := connKey(c.ID)
 	item[attrConnectedAt] = millis(c.ConnectedAt)
+	item[attrConnShard] = str(connShardKey(s.shardOf(c.ID)))
 	item[attrExpiresAt] = seconds(c.ExpiresAt)
 	if c.SourceIP != "" {
 		item[attrSourceIP] = str(c.SourceIP)
@@ -331,6 +343,56 @@ func (s *Store) GroupMembers(ctx context.Context, group string, fn func([]router
 // querying the GLOBAL shards in parallel; fn is called from one goroutine
 // per shard. The first error stops the other shards.
 func (s *Store) AllMembers(ctx context.Context, fn func([]router.Member) error) error {
+	return s.eachShard(ctx, func(ctx context.Context, shard int) error {
+		return s.members(ctx, shardPK(shard), fn)
+	})
+}
+
+// Connections calls fn with each page of every connection item, identified
+// or not, expired or not (TTL deletes items only eventually): one Query of
+// the connections index per shard and page, the shards in parallel, so fn
+// is called from one goroutine per shard. The index is eventually
+// consistent: a connection recorded a moment ago may be missing, and one
+// removed a moment ago may still be listed.
+func (s *Store) Connections(ctx context.Context, fn func([]router.Connection) error) error {
+	return s.eachShard(ctx, func(ctx context.Context, shard int) error {
+		in := &dynamodb.QueryInput{
+			TableName:                 s.table,
+			IndexName:                 aws.String(IndexConnections),
+			KeyConditionExpression:    aws.String("#cs = :cs"),
+			ExpressionAttributeNames:  map[string]string{"#cs": attrConnShard},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":cs": str(connShardKey(shard))},
+		}
+		if s.cfg.PageSize > 0 {
+			in.Limit = aws.Int32(s.cfg.PageSize)
+		}
+		for {
+			out, err := s.api.Query(ctx, in)
+			if err != nil {
+				return fmt.Errorf("query connections of shard %d: %w", shard, err)
+			}
+			page := make([]router.Connection, 0, len(out.Items))
+			for _, item := range out.Items {
+				if id, ok := strings.CutPrefix(strOf(item[attrPK]), connPrefix); ok {
+					page = append(page, connFrom(id, item))
+				}
+			}
+			if len(page) > 0 {
+				if err := fn(page); err != nil {
+					return err
+				}
+			}
+			if len(out.LastEvaluatedKey) == 0 {
+				return nil
+			}
+			in.ExclusiveStartKey = out.LastEvaluatedKey
+		}
+	})
+}
+
+// eachShard runs fn for every shard in parallel; the first error cancels
+// the others and is returned.
+func (s *Store) eachShard(ctx context.Context, fn func(ctx context.Context, shard int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -340,7 +402,7 @@ func (s *Store) AllMembers(ctx context.Context, fn func([]router.Member) error) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.members(ctx, shardPK(shard), fn); err != nil {
+			if err := fn(ctx, shard); err != nil {
 				once.Do(func() { first = err; cancel(err) })
 			}
 		}()
@@ -513,6 +575,26 @@ func (s *Store) PutToken(ctx context.Context, t token.Token) error {
 	}
 	if err != nil {
 		return fmt.Errorf("put token %s: %w", t.Hash.ID(), err)
+	}
+	return nil
+}
+
+// ExtendToken sets a stored token's expiry (and its expiresAt, for TTL);
+// it returns router.ErrNotFound if the token is not stored (it was revoked).
+func (s *Store) ExtendToken(ctx context.Context, h token.Hash, expiresAt time.Time) error {
+	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table,
+		Key:                       key(pkTokens, h.String()),
+		UpdateExpression:          aws.String("SET expiresAt = :e"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":e": seconds(expiresAt)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return router.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("extend token %s: %w", h.ID(), err)
 	}
 	return nil
 }

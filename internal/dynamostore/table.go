@@ -17,34 +17,63 @@ type TableAPI interface {
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
 	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, opts ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
+	UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 }
 
 var _ TableAPI = (*dynamodb.Client)(nil)
 
+// attributeDefinitions are the table's and its index's key attributes.
+func attributeDefinitions() []types.AttributeDefinition {
+	return []types.AttributeDefinition{
+		{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
+		{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
+		{AttributeName: aws.String(attrConnShard), AttributeType: types.ScalarAttributeTypeS},
+		{AttributeName: aws.String(attrConnectedAt), AttributeType: types.ScalarAttributeTypeN},
+	}
+}
+
+// connectionsIndex is the global secondary index of connection items that
+// the sweeper queries: only what it needs is projected.
+func connectionsIndex() (name *string, keys []types.KeySchemaElement, projection *types.Projection) {
+	return aws.String(IndexConnections),
+		[]types.KeySchemaElement{
+			{AttributeName: aws.String(attrConnShard), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(attrConnectedAt), KeyType: types.KeyTypeRange},
+		},
+		&types.Projection{
+			ProjectionType:   types.ProjectionTypeInclude,
+			NonKeyAttributes: []string{attrServiceID, attrGroup, attrIdentifiedAt, attrExpiresAt},
+		}
+}
+
 // EnsureTable creates the table as template.yaml defines it (key pk/sk,
-// on-demand, TTL on expiresAt) unless it exists, waits until it is active,
-// and enables TTL on expiresAt unless it is on. It reports whether it
-// created the table.
+// on-demand, TTL on expiresAt, the connections index) unless it exists,
+// waits until it is active, adds the connections index to a table made
+// without it (by an earlier version) and waits for the index, and enables
+// TTL on expiresAt unless it is on. It reports whether it created the
+// table.
 func EnsureTable(ctx context.Context, api TableAPI, name string) (created bool, err error) {
-	_, err = api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	desc, err := api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 	var nf *types.ResourceNotFoundException
 	switch {
 	case err == nil:
+		if err := ensureIndex(ctx, api, name, desc.Table); err != nil {
+			return false, err
+		}
 		return false, ensureTTL(ctx, api, name)
 	case !errors.As(err, &nf):
 		return false, fmt.Errorf("describe table %s: %w", name, err)
 	}
+	index, keys, projection := connectionsIndex()
 	_, err = api.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(name),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
-		},
+		TableName:            aws.String(name),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: attributeDefinitions(),
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
 		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{IndexName: index, KeySchema: keys, Projection: projection}},
 	})
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
@@ -61,6 +90,53 @@ func EnsureTable(ctx context.Context, api TableAPI, name string) (created bool, 
 		return false, err
 	}
 	return inUse == nil, nil
+}
+
+// ensureIndex adds the connections index to a table that lacks it, and
+// waits until the index is active.
+func ensureIndex(ctx context.Context, api TableAPI, name string, table *types.TableDescription) error {
+	if table != nil {
+		for _, gsi := range table.GlobalSecondaryIndexes {
+			if aws.ToString(gsi.IndexName) == IndexConnections {
+				return waitForIndex(ctx, api, name)
+			}
+		}
+	}
+	index, keys, projection := connectionsIndex()
+	_, err := api.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName:            aws.String(name),
+		AttributeDefinitions: attributeDefinitions(),
+		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+			IndexName: index, KeySchema: keys, Projection: projection,
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("add index %s to table %s: %w", IndexConnections, name, err)
+	}
+	return waitForIndex(ctx, api, name)
+}
+
+// waitForIndex waits (up to 10 minutes: DynamoDB backfills an index added
+// to a big table) until the connections index is active.
+func waitForIndex(ctx context.Context, api TableAPI, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	delay := 100 * time.Millisecond
+	for {
+		out, err := api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("describe table %s: %w", name, err)
+		}
+		for _, gsi := range out.Table.GlobalSecondaryIndexes {
+			if aws.ToString(gsi.IndexName) == IndexConnections && gsi.IndexStatus == types.IndexStatusActive {
+				return nil
+			}
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return fmt.Errorf("wait for index %s of table %s: %w", IndexConnections, name, err)
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // ensureTTL enables TTL on expiresAt unless it is enabled (or being).

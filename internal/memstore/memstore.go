@@ -147,7 +147,7 @@ func (s *Store) GroupMembers(ctx context.Context, group string, fn func([]router
 		}
 	}
 	s.mu.RUnlock()
-	return s.pages(ctx, members, fn)
+	return pages(ctx, s.pageSize(), members, fn)
 }
 
 // AllMembers calls fn with each page of every identified connection.
@@ -160,13 +160,29 @@ func (s *Store) AllMembers(ctx context.Context, fn func([]router.Member) error) 
 		}
 	}
 	s.mu.RUnlock()
-	return s.pages(ctx, members, fn)
+	return pages(ctx, s.pageSize(), members, fn)
 }
 
-// pages calls fn with members in pages, outside the lock, so that fn may
+// Connections calls fn with each page of every recorded connection,
+// identified or not, expired or not, in no particular order: what the
+// sweeper checks against the gateway.
+func (s *Store) Connections(ctx context.Context, fn func([]router.Connection) error) error {
+	s.mu.RLock()
+	conns := make([]router.Connection, 0, len(s.conns))
+	for _, c := range s.conns {
+		if c.Identity != nil {
+			id := *c.Identity
+			c.Identity = &id
+		}
+		conns = append(conns, c)
+	}
+	s.mu.RUnlock()
+	return pages(ctx, s.pageSize(), conns, fn)
+}
+
+// pages calls fn with items in pages, outside the lock, so that fn may
 // call back into the store; it stops when ctx ends.
-func (s *Store) pages(ctx context.Context, members []router.Member, fn func([]router.Member) error) error {
-	size := s.pageSize()
+func pages[T any](ctx context.Context, size int, members []T, fn func([]T) error) error {
 	for len(members) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -242,6 +258,20 @@ func (s *Store) Tokens(_ context.Context) ([]token.Token, error) {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Hash.String(), b.Hash.String()))
 	})
 	return out, nil
+}
+
+// ExtendToken sets a stored token's expiry; it returns router.ErrNotFound
+// if there is no such token (it was revoked).
+func (s *Store) ExtendToken(_ context.Context, h token.Hash, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[h]
+	if !ok {
+		return router.ErrNotFound
+	}
+	t.ExpiresAt = expiresAt
+	s.tokens[h] = t
+	return nil
 }
 
 // DeleteToken removes a token; it returns router.ErrNotFound if there is none.

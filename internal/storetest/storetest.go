@@ -21,7 +21,9 @@ import (
 // Store is a registry with the token administration that socketctl uses.
 type Store interface {
 	router.Store
+	Connections(ctx context.Context, fn func([]router.Connection) error) error
 	PutToken(ctx context.Context, t token.Token) error
+	ExtendToken(ctx context.Context, h token.Hash, expiresAt time.Time) error
 	Tokens(ctx context.Context) ([]token.Token, error)
 	DeleteToken(ctx context.Context, h token.Hash) error
 }
@@ -44,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CallbackErrorStops", testCallbackErrorStops},
 		{"ExpiredIsGone", testExpired},
 		{"Tokens", testTokens},
+		{"ConnectionsListsEveryRecordedConnection", testConnections},
+		{"ConnectionsComeInPages", testConnectionsPages},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -427,6 +431,16 @@ func testTokens(t *testing.T, s Store) {
 	if err != nil || len(list) != 2 || list[0].Hash != h1 || list[1].Hash != h2 {
 		t.Fatalf("Tokens: got %+v, %v; want t1 then t2", list, err)
 	}
+	later := now().Add(2 * time.Hour).Truncate(time.Second)
+	if err := s.ExtendToken(ctx, h2, later); err != nil {
+		t.Fatalf("ExtendToken: %v", err)
+	}
+	if got, err := s.Token(ctx, h2); err != nil || !got.ExpiresAt.Equal(later) || got.Name != "admin" || !got.AllGroups {
+		t.Errorf("after ExtendToken: got %+v, %v; want t2 expiring at %v", got, err, later)
+	}
+	if err := s.ExtendToken(ctx, token.HashOf("never issued"), later); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("ExtendToken of an unknown token: got %v, want ErrNotFound", err)
+	}
 	if err := s.DeleteToken(ctx, h1); err != nil {
 		t.Fatalf("DeleteToken: %v", err)
 	}
@@ -438,5 +452,84 @@ func testTokens(t *testing.T, s Store) {
 	}
 	if _, err := s.Token(ctx, token.HashOf("never issued")); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("unknown token: got %v, want ErrNotFound", err)
+	}
+}
+
+// connections lists s.Connections by id. Listing may be eventually
+// consistent (a secondary index), so it retries for a few seconds until
+// want(listing) holds, and returns the last listing.
+func connections(t *testing.T, s Store, want func(map[string]router.Connection) bool) map[string]router.Connection {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var mu sync.Mutex
+		got := map[string]router.Connection{}
+		err := s.Connections(t.Context(), func(page []router.Connection) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range page {
+				if _, dup := got[c.ID]; dup {
+					return fmt.Errorf("connection %s listed twice", c.ID)
+				}
+				got[c.ID] = c
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Connections: %v", err)
+		}
+		if want(got) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func testConnections(t *testing.T, s Store) {
+	anon := newConn()
+	add(t, s, anon)
+	member := join(t, s, "g")
+	old := newConn()
+	old.ConnectedAt = old.ConnectedAt.Add(-3 * time.Hour)
+	old.ExpiresAt = old.ConnectedAt.Add(2*time.Hour + 10*time.Minute)
+	add(t, s, old)
+	gone := join(t, s, "g")
+	if err := s.RemoveConnection(t.Context(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	got := connections(t, s, func(m map[string]router.Connection) bool { return len(m) == 3 && m[gone.ID].ID == "" })
+	if len(got) != 3 {
+		t.Fatalf("got %d connections %v, want the anonymous, the identified and the expired one", len(got), got)
+	}
+	if c := got[anon.ID]; c.Identity != nil || !c.ConnectedAt.Equal(anon.ConnectedAt) {
+		t.Errorf("anonymous connection listed as %+v, want connected at %v without identity", c, anon.ConnectedAt)
+	}
+	if c := got[member.ID]; c.Identity == nil || c.Identity.ServiceID != member.Identity.ServiceID || c.Identity.Group != "g" ||
+		!c.ConnectedAt.Equal(member.ConnectedAt) {
+		t.Errorf("member listed as %+v, want %+v", c, member)
+	}
+	if c, ok := got[old.ID]; !ok || c.ExpiresAt.Unix() != old.ExpiresAt.Unix() {
+		t.Errorf("expired connection listed as %+v (%v), want it listed with its expiry %v: only the sweeper forgets it before TTL does", c, ok, old.ExpiresAt)
+	}
+}
+
+func testConnectionsPages(t *testing.T, s Store) {
+	const n = 60
+	want := map[string]bool{}
+	for range n {
+		c := newConn()
+		add(t, s, c)
+		want[c.ID] = true
+	}
+	got := connections(t, s, func(m map[string]router.Connection) bool { return len(m) == n })
+	for id := range want {
+		if _, ok := got[id]; !ok {
+			t.Fatalf("got %d connections, want all %d", len(got), n)
+		}
+	}
+	stop := errors.New("stop")
+	if err := s.Connections(t.Context(), func([]router.Connection) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("Connections: got %v, want the callback's error", err)
 	}
 }

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,8 +60,9 @@ var (
 		Billing: "PAY_PER_REQUEST",
 		Hash:    "pk",
 		Range:   "sk",
-		Attrs:   map[string]string{"pk": "S", "sk": "S"},
+		Attrs:   map[string]string{"pk": "S", "sk": "S", "connShard": "S", "connectedAt": "N"},
 		TTL:     "expiresAt",
+		Indexes: []string{"connections: connShard HASH, connectedAt RANGE; INCLUDE serviceId group identifiedAt expiresAt"},
 	}
 )
 
@@ -258,6 +261,16 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 			check: "table", wantErr: "SSE",
 		},
 		{
+			name: "connections index projecting everything",
+			old:  "ProjectionType: INCLUDE\n            NonKeyAttributes: [serviceId, group, identifiedAt, expiresAt]", new: "ProjectionType: ALL",
+			check: "table", wantErr: "got secondary indexes",
+		},
+		{
+			name: "connections index without its range key",
+			old:  "            - AttributeName: connectedAt\n              KeyType: RANGE\n", new: "",
+			check: "table", wantErr: "got secondary indexes",
+		},
+		{
 			name: "provisioned billing",
 			old:  "BillingMode: PAY_PER_REQUEST", new: "BillingMode: PROVISIONED",
 			check: "table", wantErr: `got billing mode "PROVISIONED", want "PAY_PER_REQUEST"`,
@@ -341,6 +354,8 @@ func TestChecksCatchBrokenScripts(t *testing.T) {
 		{"TTL disabled", "Enabled=true", "Enabled=false", `got TTL attribute ""`},
 		{"no TTL", "awslocal dynamodb update-time-to-live", "awslocal dynamodb describe-time-to-live", "update-time-to-live"},
 		{"no create-table", "awslocal dynamodb create-table", "awslocal dynamodb describe-table", "create-table"},
+		{"no connections index", `[{"IndexName":"connections"`, `[{"IndexName":"conns"`, "got secondary indexes"},
+		{"index projection without expiresAt", `,"expiresAt"]`, `]`, "got secondary indexes"},
 		{"fixed table name", `--table-name "$TABLE_NAME" \` + "\n  --attribute", `--table-name other \` + "\n  --attribute", "TABLE_NAME"},
 	}
 	for _, tc := range tests {
@@ -681,7 +696,18 @@ type tableSpec struct {
 	Hash, Range string
 	Attrs       map[string]string // attribute name → type
 	TTL         string            // attribute with TTL enabled; "" if none
-	Indexes     int
+	// Indexes describes each secondary index: "NAME: ATTR HASH, ATTR RANGE;
+	// PROJECTION [ATTR...]".
+	Indexes []string
+}
+
+// indexSpec describes an index for tableSpec.Indexes.
+func indexSpec(name string, keys [][2]string, projection string, nonKey []string) string {
+	var ks []string
+	for _, k := range keys {
+		ks = append(ks, k[0]+" "+k[1])
+	}
+	return strings.TrimSpace(name + ": " + strings.Join(ks, ", ") + "; " + projection + " " + strings.Join(nonKey, " "))
 }
 
 func (s tableSpec) diff(want tableSpec) []error {
@@ -701,8 +727,8 @@ func (s tableSpec) diff(want tableSpec) []error {
 	if s.TTL != want.TTL {
 		errs = append(errs, fmt.Errorf("got TTL attribute %q, want %q", s.TTL, want.TTL))
 	}
-	if s.Indexes != want.Indexes {
-		errs = append(errs, fmt.Errorf("got %d secondary indexes, want %d", s.Indexes, want.Indexes))
+	if !slices.Equal(s.Indexes, want.Indexes) {
+		errs = append(errs, fmt.Errorf("got secondary indexes %q, want %q", s.Indexes, want.Indexes))
 	}
 	return errs
 }
@@ -715,7 +741,16 @@ func templateTable(tpl *Template) (tableSpec, []error) {
 		return tableSpec{}, []error{fmt.Errorf("got tables %v, want exactly one named Table", sortedKeys(tables))}
 	}
 	s := tableSpec{Billing: str(tb.BillingMode), Attrs: map[string]string{}}
-	s.Indexes = len(tb.GlobalSecondaryIndexes) + len(tb.LocalSecondaryIndexes)
+	for _, gsi := range tb.GlobalSecondaryIndexes {
+		var keys [][2]string
+		for _, k := range gsi.KeySchema {
+			keys = append(keys, [2]string{k.AttributeName, k.KeyType})
+		}
+		s.Indexes = append(s.Indexes, indexSpec(gsi.IndexName, keys, str(gsi.Projection.ProjectionType), gsi.Projection.NonKeyAttributes))
+	}
+	for _, lsi := range tb.LocalSecondaryIndexes {
+		s.Indexes = append(s.Indexes, "local index "+lsi.IndexName)
+	}
 	for _, a := range tb.AttributeDefinitions {
 		s.Attrs[a.AttributeName] = a.AttributeType
 	}
@@ -844,7 +879,29 @@ func checkCreateTable(tpl *Template, script string) error {
 			got.Range = kv["AttributeName"]
 		}
 	}
-	got.Indexes = len(c["--global-secondary-indexes"]) + len(c["--local-secondary-indexes"])
+	for _, raw := range c["--global-secondary-indexes"] {
+		var gsis []struct {
+			IndexName string
+			KeySchema []struct{ AttributeName, KeyType string }
+			Projection struct {
+				ProjectionType   string
+				NonKeyAttributes []string
+			}
+		}
+		if err := json.Unmarshal([]byte(raw), &gsis); err != nil {
+			errs = append(errs, fmt.Errorf("create-table.sh: --global-secondary-indexes %s: want JSON without spaces: %v", raw, err))
+		}
+		for _, g := range gsis {
+			var keys [][2]string
+			for _, k := range g.KeySchema {
+				keys = append(keys, [2]string{k.AttributeName, k.KeyType})
+			}
+			got.Indexes = append(got.Indexes, indexSpec(g.IndexName, keys, g.Projection.ProjectionType, g.Projection.NonKeyAttributes))
+		}
+	}
+	for range c["--local-secondary-indexes"] {
+		got.Indexes = append(got.Indexes, "local index")
+	}
 	if spec := ttl[0]["--time-to-live-specification"]; len(spec) == 1 {
 		if kv := shorthand(spec[0]); kv["Enabled"] == "true" {
 			got.TTL = kv["AttributeName"]
