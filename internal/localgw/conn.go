@@ -59,8 +59,9 @@ type conn struct {
 	domainName  string
 	localAddr   string
 
-	lastActive atomic.Int64 // unix nanoseconds of the last frame in or out
-	queued     atomic.Int64 // bytes waiting in out
+	lastActive   atomic.Int64 // unix nanoseconds of the last frame in or out (the idle timer)
+	lastReceived atomic.Int64 // unix nanoseconds of the last frame from the client (lastActiveAt)
+	queued       atomic.Int64 // bytes waiting in out
 	out        chan frame
 	quit       chan struct{} // closed by shutdown
 	readerDone chan struct{} // closed when the reader returns
@@ -97,6 +98,7 @@ func (g *Gateway) newConn(nc net.Conn, br *bufio.Reader, req *request) *conn {
 		c.domainName = nc.LocalAddr().String()
 	}
 	c.lastActive.Store(now.UnixNano())
+	c.lastReceived.Store(now.UnixNano())
 	c.watchdog = time.AfterFunc(time.Hour, c.watch)
 	c.watchdog.Stop() // serve starts it
 	return c
@@ -147,6 +149,7 @@ func (c *conn) markOpen() {
 func (c *conn) serve() {
 	c.nc.SetDeadline(time.Time{})
 	c.watchdog.Reset(time.Until(c.deadline()))
+	c.g.writers.Add(1)
 	go c.writer()
 	go c.reader()
 }
@@ -208,16 +211,15 @@ func (c *conn) send(op ws.OpCode, payload []byte) error {
 }
 
 // reply queues a frame the gateway itself sends (a route response, an
-// error), waiting for room rather than dropping it.
+// error). It never waits: when the client has left its queue full (it is
+// not reading), the gateway drops the client, as it drops one that leaves a
+// frame unread for WriteTimeout, so that a client that does not read costs
+// only itself and never holds an invocation slot.
 func (c *conn) reply(payload []byte) {
-	if c.state.Load() != stateOpen {
-		return
-	}
-	c.queued.Add(int64(len(payload)))
-	select {
-	case c.out <- frame{ws.OpText, payload}:
-	case <-c.quit:
-		c.queued.Add(-int64(len(payload)))
+	switch err := c.send(ws.OpText, payload); {
+	case errors.Is(err, errBusy):
+		c.g.log.Info("SLOW", "conn", c.id, "queued", len(c.out), "bytes", c.queued.Load())
+		c.shutdown(0, "", closeAbnormal, "")
 	}
 }
 
@@ -240,6 +242,7 @@ const lingerTime = 2 * time.Second
 // and lingers for the client's close so that the close frame is not lost
 // to a reset.
 func (c *conn) writer() {
+	defer c.g.writers.Done()
 	bw := bufio.NewWriterSize(c.nc, 32<<10)
 	write := func(f frame) error {
 		c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
@@ -344,6 +347,7 @@ func (c *conn) reader() {
 		closed := c.state.Load() == stateClosed
 		if !closed {
 			c.touch()
+			c.lastReceived.Store(time.Now().UnixNano())
 		}
 		switch {
 		case closed:
@@ -382,6 +386,9 @@ func (c *conn) reader() {
 		case ws.OpClose:
 			code, reason := ws.ParseCloseFrameData(payload)
 			switch {
+			case len(payload) == 1:
+				// A close body holds a 2-byte code or nothing (RFC 6455 §5.5.1).
+				fail(closeProtocolError, "Invalid close frame")
 			case code.Empty():
 				c.shutdown(closeNormal, "", closeNoStatus, "")
 			case !validCloseCode(code) || !utf8.ValidString(reason):
@@ -483,7 +490,7 @@ func (g *Gateway) handleMessage(c *conn, msg []byte) {
 	resp, err := g.invoke(g.ctx, c, route, &ev, "MESSAGE")
 	attrs := []any{"conn", c.id, "route", route.Key, "function", route.Function, "status", resp.StatusCode, "duration", ms(time.Since(start))}
 	if g.cfg.Verbose {
-		attrs = append(attrs, "body", string(msg), "response", resp.Body)
+		attrs = append(attrs, "body", g.cfg.Redact(string(msg)), "response", g.cfg.Redact(resp.Body))
 	}
 	if err != nil {
 		g.log.Info("MESSAGE", append(attrs, errAttr(err))...)

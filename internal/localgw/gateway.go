@@ -38,6 +38,7 @@ const (
 	DefaultSendQueueBytes     = 4 << 20
 	DefaultWriteTimeout       = time.Minute
 	DefaultMaxInvocations     = 1000 // AWS's default account concurrency
+	DefaultManagementTimeout  = 10 * time.Second
 	DefaultRouteSelection     = "$request.body.action"
 )
 
@@ -97,16 +98,28 @@ type Config struct {
 	SendQueueBytes int
 	// WriteTimeout is how long a client may leave a frame unread before
 	// the gateway gives up on it (its $disconnect says 1006); default 1 min.
+	// A client whose queue is full when a route response comes is dropped
+	// at once.
 	WriteTimeout time.Duration
+	// ManagementTimeout bounds the reading of one @connections request,
+	// head and body, and the idle time of a kept-alive connection to the
+	// management API; default 10 s.
+	ManagementTimeout time.Duration
 	// MaxInvocations bounds the invocations running at once, across all
 	// connections; a connection's messages wait for a slot. Default 1000.
 	MaxInvocations int
 	// Logger receives one line per connection event and invocation;
 	// default slog.Default().
 	Logger *slog.Logger
-	// Verbose adds message and response bodies to the log, and logs every
-	// management API call.
+	// Verbose adds message and response bodies and events to the log, and
+	// logs every management API call.
 	Verbose bool
+	// Redact is applied to every body and response the verbose log holds;
+	// events are logged with their body through it and the values of
+	// headers and query parameters that carry credentials (Authorization,
+	// Cookie, X-Api-Key, Sec-WebSocket-Protocol, names with token, secret,
+	// key...) replaced. Default RedactSecrets.
+	Redact func(string) string
 }
 
 func (c *Config) setDefaults() error {
@@ -150,8 +163,12 @@ func (c *Config) setDefaults() error {
 	def(&c.SendQueueBytes, DefaultSendQueueBytes)
 	def(&c.MaxInvocations, DefaultMaxInvocations)
 	defDur(&c.WriteTimeout, DefaultWriteTimeout)
+	defDur(&c.ManagementTimeout, DefaultManagementTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Redact == nil {
+		c.Redact = RedactSecrets
 	}
 	return nil
 }
@@ -180,6 +197,7 @@ type Gateway struct {
 	slots      chan struct{}  // one per running MESSAGE invocation
 	handshakes sync.WaitGroup // registered connections whose handshake is under way
 	sessions   sync.WaitGroup // open connections and their $disconnect
+	writers    sync.WaitGroup // connections' writers: the close frame and the linger after it
 	closeOnce  sync.Once
 	done       chan struct{}
 }
@@ -224,8 +242,12 @@ func New(cfg Config) (*Gateway, error) {
 		g.customRoutes = g.customRoutes || !strings.HasPrefix(r.Key, "$")
 	}
 	g.mgmt = &http.Server{
-		Handler:           g.mgmtHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: g.mgmtHandler(),
+		// A request must arrive whole in time: a client that sends a head
+		// and stops short of its body is not served for ever.
+		ReadHeaderTimeout: cfg.ManagementTimeout,
+		ReadTimeout:       cfg.ManagementTimeout,
+		IdleTimeout:       cfg.ManagementTimeout,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	return g, nil
@@ -288,6 +310,16 @@ func (g *Gateway) Close() error {
 		case <-drained:
 		case <-time.After(g.cfg.IntegrationTimeout):
 			g.log.Warn("gave up waiting for $disconnect and running invocations")
+		}
+		// Every close frame written and its linger over before the process
+		// may exit: exiting with a client's bytes unread resets the TCP
+		// connection, and the client loses the close frame (1006).
+		written := make(chan struct{})
+		go func() { g.writers.Wait(); close(written) }()
+		select {
+		case <-written:
+		case <-time.After(lingerTime + 2*time.Second):
+			g.log.Warn("gave up waiting for clients to take their close frames")
 		}
 		g.cancel()
 		g.ln.Close()

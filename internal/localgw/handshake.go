@@ -185,7 +185,7 @@ func (g *Gateway) connect(c *conn, req *request) (int, http.Header, string, erro
 		return http.StatusOK, nil, "", nil
 	}
 	ev := g.connectEvent(c, req)
-	resp, err := g.invoke(g.hsCtx, c, route, &ev, "")
+	resp, err := g.invoke(g.hsCtx, c, route, &ev, "CONNECT")
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -230,7 +230,7 @@ func (g *Gateway) invoke(parent context.Context, c *conn, route Route, ev *event
 		return resp, fmt.Errorf("encode event: %w", err)
 	}
 	if g.cfg.Verbose && label != "" {
-		g.log.Debug(label+" event", "conn", c.id, "event", string(payload))
+		g.log.Debug(label+" event", "conn", c.id, "event", string(redactedEvent(ev, g.cfg.Redact)))
 	}
 	ctx, cancel := context.WithTimeout(parent, g.cfg.IntegrationTimeout)
 	defer cancel()

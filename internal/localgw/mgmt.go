@@ -100,7 +100,7 @@ func (g *Gateway) getConnection(w http.ResponseWriter, id string) {
 		ConnectedAt  string   `json:"connectedAt"`
 		Identity     identity `json:"identity"`
 		LastActiveAt string   `json:"lastActiveAt"`
-	}{iso(c.connectedAt), identity{c.sourceIP, c.userAgent}, iso(time.Unix(0, c.lastActive.Load()))})
+	}{iso(c.connectedAt), identity{c.sourceIP, c.userAgent}, iso(time.Unix(0, c.lastReceived.Load()))})
 	g.logCall("GET", id, http.StatusOK, 0)
 }
 
