@@ -8,7 +8,7 @@ TEST_FORMAT ?= testdox
 # Lambda build settings, as deployed: provided.al2023 on arm64.
 LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
-FUNCTIONS    := connect disconnect message
+FUNCTIONS    := connect disconnect message sweeper
 
 .PHONY: run test test-short bench fuzz lint build sam-build dynamodb-local localstack-test clean help
 
@@ -36,7 +36,7 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-build: ## the three Lambda bootstraps for linux/arm64 into build/<function>/bootstrap
+build: ## the four Lambda bootstraps for linux/arm64 into build/<function>/bootstrap
 	@for f in $(FUNCTIONS); do \
 		echo "build/$$f/bootstrap"; \
 		$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o build/$$f/bootstrap ./functions/$$f || exit 1; \

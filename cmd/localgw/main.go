@@ -15,9 +15,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/mastersocket/mastersocket/internal/localgw"
 	"github.com/mastersocket/mastersocket/internal/localrun"
@@ -44,13 +48,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Token, "token", "", "a token IDENTIFY accepts for all groups (default: generate one and print it)")
 	fs.StringVar(&o.Store, "store", localrun.StoreMemory, "memory or dynamodb")
 	fs.StringVar(&o.DynamoDBEndpoint, "dynamodb-endpoint", os.Getenv("DYNAMODB_ENDPOINT"), "DynamoDB endpoint for --store dynamodb, e.g. http://127.0.0.1:8000 (empty: AWS)")
-	fs.StringVar(&o.Table, "table", "mastersocket", "DynamoDB table for --store dynamodb, created when missing")
+	fs.StringVar(&o.Table, "table", "mastersocket", "DynamoDB table for --store dynamodb, created when missing (never on AWS)")
+	fs.BoolVar(&o.AllowAWS, "allow-aws", false, "let --store dynamodb without --dynamodb-endpoint use real AWS (an existing table; your default credentials)")
 	fs.StringVar(&o.Functions, "functions", localrun.FunctionsInProcess, "inprocess, or binaries: build each function and run its bootstrap behind an emulated Lambda Runtime API")
 	fs.StringVar(&o.Template, "template", "template.yaml", "the SAM template whose routes and functions to run")
 	fs.DurationVar(&o.Gateway.IdleTimeout, "idle-timeout", localgw.DefaultIdleTimeout, "close connections idle this long (1001)")
 	fs.DurationVar(&o.Gateway.MaxLifetime, "max-lifetime", localgw.DefaultMaxLifetime, "close connections this old (1001)")
 	fs.DurationVar(&o.Gateway.IntegrationTimeout, "integration-timeout", localgw.DefaultIntegrationTimeout, "limit of one invocation")
-	fs.BoolVar(&o.Verbose, "verbose", false, "log message and response bodies, events and every @connections call")
+	fs.Var(sweepEvery{&o.SweepEvery}, "sweep-every", "run the scheduled functions (the sweeper) this often, e.g. 5s, instead of the template's schedule; off runs none")
+	fs.Var(parameterOverrides{&o.Parameters}, "parameter-overrides", "template parameters, as sam deploy takes them: 'PingIntervalMs=5000 IdentifyTimeoutSeconds=5' (repeatable)")
+	fs.BoolVar(&o.Verbose, "verbose", false, "log message and response bodies, events and every @connections call (secrets redacted)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,4 +93,67 @@ func shortTime(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// sweepEvery is the --sweep-every flag: a duration, or "off".
+type sweepEvery struct{ d *time.Duration }
+
+func (f sweepEvery) String() string {
+	switch {
+	case f.d == nil || *f.d == 0:
+		return ""
+	case *f.d < 0:
+		return "off"
+	}
+	return f.d.String()
+}
+
+func (f sweepEvery) Set(v string) error {
+	if v == "off" {
+		*f.d = -1
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration such as 5s or 1m, or off")
+	}
+	*f.d = d
+	return nil
+}
+
+// parameterOverrides is the --parameter-overrides flag: Key=Value pairs
+// separated by spaces, or SAM's ParameterKey=K,ParameterValue=V form.
+type parameterOverrides struct{ m *map[string]string }
+
+func (f parameterOverrides) String() string {
+	if f.m == nil || *f.m == nil {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(*f.m)) {
+		parts = append(parts, k+"="+(*f.m)[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (f parameterOverrides) Set(v string) error {
+	if *f.m == nil {
+		*f.m = map[string]string{}
+	}
+	for _, field := range strings.Fields(v) {
+		if k, ok := strings.CutPrefix(field, "ParameterKey="); ok {
+			key, val, found := strings.Cut(k, ",ParameterValue=")
+			if !found {
+				return fmt.Errorf("%q: want ParameterKey=K,ParameterValue=V", field)
+			}
+			(*f.m)[key] = val
+			continue
+		}
+		key, val, found := strings.Cut(field, "=")
+		if !found || key == "" {
+			return fmt.Errorf("%q: want Name=Value", field)
+		}
+		(*f.m)[key] = val
+	}
+	return nil
 }

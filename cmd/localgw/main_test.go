@@ -92,6 +92,13 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--functions", "binaries", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "--store dynamodb"},
 		{[]string{"--template", "missing.yaml", "--addr", "127.0.0.1:0"}, "missing.yaml"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--store", "dynamodb", "--dynamodb-endpoint", "", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "--allow-aws"},
+		{[]string{"--sweep-every", "0s"}, "positive duration"},
+		{[]string{"--sweep-every", "often"}, "positive duration"},
+		{[]string{"--parameter-overrides", "PingIntervalMs"}, "want Name=Value"},
+		{[]string{"--parameter-overrides", "Nope=1", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "no such parameter"},
+		{[]string{"--parameter-overrides", "PingIntervalMs=5", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "PingIntervalMs=5"},
+		{[]string{"--parameter-overrides", "SweepSchedule=cron(0/5)", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "does not match"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr syncBuffer

@@ -160,3 +160,24 @@ func ensureTTL(ctx context.Context, api TableAPI, name string) error {
 	}
 	return nil
 }
+
+// CheckTable checks, without changing anything, that the table exists and
+// has the connections index: what a deployed stack's table has. It is what
+// a local gateway does against real AWS, where it must not create or alter
+// tables.
+func CheckTable(ctx context.Context, api TableAPI, name string) error {
+	desc, err := api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	var nf *types.ResourceNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		return fmt.Errorf("table %s does not exist: deploy the stack and pass its TableName output with --table", name)
+	case err != nil:
+		return fmt.Errorf("describe table %s: %w", name, err)
+	}
+	for _, gsi := range desc.Table.GlobalSecondaryIndexes {
+		if aws.ToString(gsi.IndexName) == IndexConnections {
+			return nil
+		}
+	}
+	return fmt.Errorf("table %s has no %s index: update the stack with this version's template.yaml", name, IndexConnections)
+}

@@ -1,7 +1,7 @@
 // Package handler is the AWS Lambda side of mastersocket: the handlers of the
 // $connect, $disconnect and $default routes of an API Gateway WebSocket API,
-// which turn API Gateway events into calls of the router, and the settings
-// they read from the environment. The functions/ mains only wire it up, and
+// which turn API Gateway events into calls of the router, the handler of the
+// sweeper's schedule, and the settings they read from the environment. The functions/ mains only wire it up, and
 // the local gateway invokes the same handlers.
 package handler
 
@@ -24,27 +24,49 @@ import (
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
 	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/sweep"
+)
+
+// Store is the registry the handlers run on: what the router needs, and
+// the listing of every connection that the sweeper needs.
+type Store interface {
+	router.Store
+	Connections(ctx context.Context, fn func([]router.Connection) error) error
+}
+
+// Sender reaches connections through the gateway's management API: what
+// the router needs, and the connection status that the sweeper needs.
+type Sender interface {
+	router.Sender
+	Status(ctx context.Context, connID string) (sweep.Status, error)
+}
+
+var (
+	_ Store  = (*dynamostore.Store)(nil)
+	_ Sender = (*mgmtapi.Sender)(nil)
 )
 
 // Backend is what the handlers run on.
 type Backend struct {
-	Store router.Store
+	Store Store
 	// NewSender returns the sender for a management endpoint (with stage);
 	// it is called once per endpoint.
-	NewSender func(endpoint string) (router.Sender, error)
+	NewSender func(endpoint string) (Sender, error)
 	Settings  Settings
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
 
-// Handlers holds the three route handlers and the warm state they share:
-// one router, with its identity caches, per management endpoint.
+// Handlers holds the three route handlers and the sweeper's, and the warm
+// state they share: one router, with its identity caches, and one sender
+// per management endpoint.
 type Handlers struct {
 	b   Backend
 	log *slog.Logger
 
 	mu      sync.Mutex
 	routers map[string]*router.Router
+	senders map[string]Sender
 }
 
 // New returns the handlers over b, or an error if b's settings are invalid.
@@ -55,7 +77,7 @@ func New(b Backend) (*Handlers, error) {
 	if b.Logger == nil {
 		b.Logger = slog.Default()
 	}
-	h := &Handlers{b: b, log: b.Logger, routers: make(map[string]*router.Router)}
+	h := &Handlers{b: b, log: b.Logger, routers: make(map[string]*router.Router), senders: make(map[string]Sender)}
 	if _, err := router.New(b.Store, nil, b.Settings.RouterConfig(b.Logger)); err != nil {
 		return nil, err
 	}
@@ -91,7 +113,7 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Handlers, error)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
 	return New(Backend{
 		Store: store,
-		NewSender: func(endpoint string) (router.Sender, error) {
+		NewSender: func(endpoint string) (Sender, error) {
 			return mgmtapi.New(awsCfg, s.SenderConfig(endpoint))
 		},
 		Settings: s,
@@ -110,9 +132,9 @@ func (h *Handlers) routerFor(rc events.APIGatewayWebsocketProxyRequestContext) (
 	if r, ok := h.routers[endpoint]; ok {
 		return r, nil
 	}
-	sender, err := h.b.NewSender(endpoint)
+	sender, err := h.senderLocked(endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("sender for %s: %w", endpoint, err)
+		return nil, err
 	}
 	r, err := router.New(h.b.Store, sender, h.b.Settings.RouterConfig(h.log))
 	if err != nil {
@@ -126,6 +148,20 @@ func (h *Handlers) routerFor(rc events.APIGatewayWebsocketProxyRequestContext) (
 // the event does not say (API Gateway always does): the router then takes
 // the current time, rather than 1970, which would make the connection
 // expired at birth.
+// senderLocked returns the sender of a management endpoint, made once.
+// The caller holds h.mu.
+func (h *Handlers) senderLocked(endpoint string) (Sender, error) {
+	if snd, ok := h.senders[endpoint]; ok {
+		return snd, nil
+	}
+	snd, err := h.b.NewSender(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("sender for %s: %w", endpoint, err)
+	}
+	h.senders[endpoint] = snd
+	return snd, nil
+}
+
 func connectedAt(rc events.APIGatewayWebsocketProxyRequestContext) time.Time {
 	if rc.ConnectedAt <= 0 {
 		return time.Time{}
@@ -198,6 +234,50 @@ func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketPro
 		return events.APIGatewayProxyResponse{}, err
 	}
 	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: string(reply)}, nil
+}
+
+// sweepMargin is kept from the end of the sweeper's Lambda timeout, so that
+// a sweep cut short still reports what it did.
+const sweepMargin = 2 * time.Second
+
+// Sweep handles the sweeper's schedule (an EventBridge scheduled event,
+// whose content does not matter): it closes the connections that have
+// been silent for more than twice the ping interval (4008 PING_TIMEOUT)
+// and those still anonymous after the IDENTIFY deadline (4004), and
+// removes the items of every connection the gateway no longer has. It
+// needs MANAGEMENT_ENDPOINT, since a scheduled event names no API. It
+// returns the sweep's report; an error means the registry could not be
+// listed or the time ran out, and the next sweep starts over.
+func (h *Handlers) Sweep(ctx context.Context, _ events.EventBridgeEvent) (sweep.Report, error) {
+	endpoint := h.b.Settings.ManagementEndpoint
+	if endpoint == "" {
+		return sweep.Report{}, fmt.Errorf("sweep: %s is required (a scheduled event names no API)", EnvManagementEndpoint)
+	}
+	h.mu.Lock()
+	snd, err := h.senderLocked(endpoint)
+	h.mu.Unlock()
+	if err != nil {
+		return sweep.Report{}, err
+	}
+	sw, err := sweep.New(h.b.Store, snd, h.b.Settings.SweepConfig(h.log))
+	if err != nil {
+		return sweep.Report{}, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-sweepMargin))
+		defer cancel()
+	}
+	start := time.Now()
+	r, err := sw.Run(ctx)
+	attrs := []any{"checked", r.Checked, "gone", r.Gone, "silent", r.Silent, "anonymous", r.Anonymous,
+		"failed", r.Failed, "duration", time.Since(start).Round(time.Millisecond).String()}
+	if err != nil {
+		h.log.Error("sweep failed", append(attrs, "err", err)...)
+		return r, err
+	}
+	h.log.Info("sweep", attrs...)
+	return r, nil
 }
 
 // Start runs the handler that pick chooses as a Lambda function, configured

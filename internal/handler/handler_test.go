@@ -25,7 +25,6 @@ import (
 	"github.com/mastersocket/mastersocket/internal/memstore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
 	"github.com/mastersocket/mastersocket/internal/protocol"
-	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/storetest"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
@@ -35,15 +34,38 @@ import (
 // that are gone or deleted.
 type mgmtServer struct {
 	*httptest.Server
-	mu    sync.Mutex
-	posts map[string][][]byte
-	calls []string // "POST <id>" and "DELETE <id>" in order
-	gone  map[string]bool
+	mu     sync.Mutex
+	posts  map[string][][]byte
+	calls  []string // "POST <id>" and "DELETE <id>" in order
+	gone   map[string]bool
+	active map[string]time.Time // lastActiveAt that GetConnection reports; default now
+	opened map[string]time.Time // connectedAt that GetConnection reports; default lastActiveAt
 }
 
 func newMgmtServer(t testing.TB) *mgmtServer {
-	m := &mgmtServer{posts: map[string][][]byte{}, gone: map[string]bool{}}
+	m := &mgmtServer{posts: map[string][][]byte{}, gone: map[string]bool{}, active: map[string]time.Time{}, opened: map[string]time.Time{}}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /prod/@connections/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.calls = append(m.calls, "GET "+id)
+		if m.gone[id] {
+			gone(w)
+			return
+		}
+		last, ok := m.active[id]
+		if !ok {
+			last = time.Now()
+		}
+		opened, ok := m.opened[id]
+		if !ok {
+			opened = last
+		}
+		iso := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"connectedAt":%q,"identity":{"sourceIp":"192.0.2.1","userAgent":"test"},"lastActiveAt":%q}`, iso(opened), iso(last))
+	})
 	mux.HandleFunc("POST /prod/@connections/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		body, _ := io.ReadAll(r.Body)
@@ -106,12 +128,12 @@ const testToken = "mst_handler-test"
 
 // newHandlers returns the three functions over store, posting to m, as a
 // warm Lambda container would run them.
-func newHandlers(t testing.TB, store router.Store, m *mgmtServer) *handler.Handlers {
+func newHandlers(t testing.TB, store handler.Store, m *mgmtServer) *handler.Handlers {
 	t.Helper()
 	awsCfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
 	h, err := handler.New(handler.Backend{
 		Store: store,
-		NewSender: func(endpoint string) (router.Sender, error) {
+		NewSender: func(endpoint string) (handler.Sender, error) {
 			return mgmtapi.New(awsCfg, mgmtapi.Config{Endpoint: endpoint})
 		},
 		Settings: handler.Settings{ManagementEndpoint: m.URL + "/prod", PingInterval: 15 * time.Second},
@@ -502,7 +524,7 @@ func TestFromEnvNeedsATable(t *testing.T) {
 func TestBadManagementEndpointFailsAtStart(t *testing.T) {
 	_, err := handler.New(handler.Backend{
 		Store: memstore.New(),
-		NewSender: func(endpoint string) (router.Sender, error) {
+		NewSender: func(endpoint string) (handler.Sender, error) {
 			return mgmtapi.New(aws.Config{}, mgmtapi.Config{Endpoint: endpoint})
 		},
 		Settings: handler.Settings{ManagementEndpoint: "not a url"},

@@ -11,6 +11,7 @@ import (
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
 	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/sweep"
 )
 
 // Settings are the functions' settings. The mains read them from the
@@ -135,6 +136,16 @@ func (s Settings) RouterConfig(log *slog.Logger) router.Config {
 // settings describe.
 func (s Settings) DynamoDBClientConfig() dynamostore.ClientConfig {
 	return dynamostore.ClientConfig{MaxAttempts: s.DynamoDBMaxAttempts}
+}
+
+// SweepConfig returns the sweeper configuration these settings describe.
+func (s Settings) SweepConfig(log *slog.Logger) sweep.Config {
+	return sweep.Config{
+		PingInterval:    s.PingInterval,
+		IdentifyTimeout: s.IdentifyTimeout,
+		Concurrency:     s.SweepConcurrency,
+		Logger:          log,
+	}
 }
 
 // StoreConfig returns the DynamoDB store configuration these settings

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +30,6 @@ import (
 	"github.com/mastersocket/mastersocket/internal/localgw"
 	"github.com/mastersocket/mastersocket/internal/memstore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
-	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/template"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
@@ -58,19 +59,39 @@ type Options struct {
 	Stage string
 	// Template is the SAM template to run; default template.yaml.
 	Template string
-	// Token is accepted for all groups; empty: a new one is generated.
+	// Parameters override the template's parameter defaults, as `sam
+	// deploy --parameter-overrides` does; each is checked against the
+	// parameter's constraints.
+	Parameters map[string]string
+	// Token is accepted for all groups; empty: a new one is generated. It
+	// is stored with an expiry that the running gateway keeps pushing back
+	// (TokenLease), and removed when the gateway stops, so that no run
+	// leaves a working credential behind.
 	Token string
+	// TokenLease is how long the token stays valid without renewal: what a
+	// killed gateway leaves behind. Default 1 hour.
+	TokenLease time.Duration
 	// Store is memory (default) or dynamodb.
 	Store string
 	// DynamoDBEndpoint and Table locate the DynamoDB table of the dynamodb
-	// store; the table is created when missing. Default table: mastersocket.
+	// store; the table is created when missing (never on AWS). Default
+	// table: mastersocket.
 	DynamoDBEndpoint string
 	Table            string
+	// AllowAWS lets the dynamodb store without an endpoint use real AWS
+	// (default credentials and region), on an existing table only.
+	// Without it, such a run is refused.
+	AllowAWS bool
 	// Functions is inprocess (default) or binaries.
 	Functions string
-	// BuildDir holds the built bootstraps of binaries mode; default a
-	// folder of the user's cache.
+	// BuildDir is where binaries mode builds: each run makes a folder of
+	// its own in it and removes it on Close. Default: the user's cache
+	// folder, mastersocket/localgw.
 	BuildDir string
+	// SweepEvery overrides the template's schedules (the sweeper's
+	// rate(1 minute)): scheduled functions run this often. Zero keeps the
+	// template's schedule; a negative value runs none.
+	SweepEvery time.Duration
 	// Gateway overrides the gateway's limits (idle timeout, lifetime,
 	// frame and message sizes, integration timeout, send queue).
 	Gateway localgw.Config
@@ -78,6 +99,15 @@ type Options struct {
 	Verbose bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// Fault injection, for tests of what the functions survive:
+	// DynamoDBHTTPClient carries the DynamoDB store's calls (the dynamodb
+	// store only); ManagementTransport wraps the transport of in-process
+	// functions' @connections calls; WrapStore wraps the store that
+	// in-process functions use.
+	DynamoDBHTTPClient  aws.HTTPClient
+	ManagementTransport func(http.RoundTripper) http.RoundTripper
+	WrapStore           func(handler.Store) handler.Store
 }
 
 // Server is a running local deployment.
@@ -88,9 +118,36 @@ type Server struct {
 	// Summary describes the run for a person: URLs, token, store.
 	Summary string
 
+	store     Registry
+	log       *slog.Logger
+	invokers  functionSet
+	schedules []schedule
+	buildDir  string // this run's own build folder, removed on Close
+
+	lease     tokenLease
 	pools     []*lambdart.Pool
-	poolsDone sync.Once
+	stop      context.CancelFunc // stops the lease and the schedules
+	bg        sync.WaitGroup
+	closeOnce sync.Once
 }
+
+// Registry is the store of a local run: what the functions use, and the
+// token administration the local gateway needs.
+type Registry interface {
+	handler.Store
+	PutToken(ctx context.Context, t token.Token) error
+	Token(ctx context.Context, h token.Hash) (token.Token, error)
+	ExtendToken(ctx context.Context, h token.Hash, expiresAt time.Time) error
+	DeleteToken(ctx context.Context, h token.Hash) error
+}
+
+var (
+	_ Registry = (*memstore.Store)(nil)
+	_ Registry = (*dynamostore.Store)(nil)
+)
+
+// Store returns the run's store (tests count its items).
+func (s *Server) Store() Registry { return s.store }
 
 // Start loads the template, prepares the store and the functions, and
 // starts listening. Serve with Run; stop with Close or by cancelling Run's
@@ -103,6 +160,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	params, err := parameters(tmpl, o.Parameters)
+	if err != nil {
+		return nil, err
+	}
 	tmplRoutes, err := tmpl.Routes()
 	if err != nil {
 		return nil, err
@@ -111,7 +172,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
-	s := &Server{}
+	bgCtx, stop := context.WithCancel(context.Background())
+	s := &Server{log: o.Logger, invokers: functionSet{}, stop: stop}
 	ok := false
 	defer func() {
 		if !ok {
@@ -120,7 +182,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			} else {
 				ln.Close()
 			}
-			s.closePools()
+			s.shutdown()
 		}
 	}()
 	addr := ln.Addr().String()
@@ -129,20 +191,19 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.store = store
 	s.Token = o.Token
 	if s.Token == "" {
 		if s.Token, _, err = token.Generate(); err != nil {
 			return nil, err
 		}
 	}
-	err = store.PutToken(ctx, token.Token{Hash: token.HashOf(s.Token), Name: "localgw", AllGroups: true, CreatedAt: time.Now()})
-	if err != nil && !errors.Is(err, token.ErrExists) {
-		return nil, fmt.Errorf("store the token: %w", err)
+	if s.lease, err = startLease(ctx, store, s.Token, o.TokenLease, o.Logger); err != nil {
+		return nil, err
 	}
 
 	// The gateway first, so that in-process functions can reach its
 	// management API in memory; the functions are filled in before Run.
-	invokers := functionSet{}
 	var routes []localgw.Route
 	for _, r := range tmplRoutes {
 		routes = append(routes, localgw.Route{Key: r.Key, Function: r.Function, RouteResponse: r.HasRouteResponse})
@@ -150,22 +211,35 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	gc := o.Gateway
 	gc.Listener, gc.Stage, gc.APIID, gc.Region = ln, o.Stage, localAPIID, localRegion
 	gc.RouteSelectionExpression = tmpl.RouteSelectionExpression()
-	gc.Routes, gc.Invoker, gc.Logger, gc.Verbose = routes, invokers, o.Logger, o.Verbose
+	gc.Routes, gc.Invoker, gc.Logger, gc.Verbose = routes, s.invokers, o.Logger, o.Verbose
+	if gc.Redact == nil {
+		gc.Redact = redactTokens
+	}
 	gw, err := localgw.New(gc)
 	if err != nil {
 		return nil, err
 	}
 	s.Gateway = gw
 
-	env := envResolver{tmpl: tmpl, stage: o.Stage, addr: addr, table: o.tableName()}
-	functions := tmpl.Functions()
+	env := envResolver{tmpl: tmpl, params: params, stage: o.Stage, addr: addr, table: o.tableName()}
+	schedules, err := schedulesOf(tmpl, env, o.SweepEvery, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	needed := map[string]string{} // function → why it runs (a route, a schedule)
 	for _, r := range tmplRoutes {
-		if _, done := invokers[r.Function]; done {
-			continue
+		needed[r.Function] = "route " + r.Key
+	}
+	for _, sc := range schedules {
+		if _, ok := needed[sc.function]; !ok {
+			needed[sc.function] = "schedule " + sc.event
 		}
-		fn, ok := functions[r.Function]
+	}
+	functions := tmpl.Functions()
+	for _, name := range slices.Sorted(maps.Keys(needed)) {
+		fn, ok := functions[name]
 		if !ok {
-			return nil, fmt.Errorf("route %s: no function %s in %s", r.Key, r.Function, o.Template)
+			return nil, fmt.Errorf("%s: no function %s in %s", needed[name], name, o.Template)
 		}
 		vars, err := env.environment(fn)
 		if err != nil {
@@ -178,36 +252,57 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
 		}
-		invokers[r.Function] = inv
+		s.invokers[name] = inv
+	}
+	s.schedules = schedules
+	s.lease.renew(bgCtx, &s.bg)
+	for _, sc := range schedules {
+		s.bg.Add(1)
+		go s.runSchedule(bgCtx, sc)
+	}
+
+	var sched strings.Builder
+	for _, sc := range schedules {
+		fmt.Fprintf(&sched, "  schedule       %s every %v (%s)\n", sc.function, sc.every, sc.source)
 	}
 	s.Summary = fmt.Sprintf(`mastersocket local gateway: %s, %d routes, functions %s, store %s
   WebSocket      %s
   @connections   %s/@connections/{connectionId}
   token          %s  (all groups)
-`, o.Template, len(routes), o.Functions, storeDesc, gw.URL(), gw.ManagementEndpoint(), s.Token)
+%s`, o.Template, len(routes), o.Functions, storeDesc, gw.URL(), gw.ManagementEndpoint(), s.Token, sched.String())
 	ok = true
 	return s, nil
 }
 
-// Close stops the gateway (closing every connection) and the function
-// processes.
+// Close stops the gateway (closing every connection and running their
+// $disconnect), the schedules and the function processes, removes the
+// token it stored and its build folder. It is idempotent.
 func (s *Server) Close() error {
 	err := s.Gateway.Close()
-	s.closePools()
+	s.shutdown()
 	return err
 }
 
-// Run serves until ctx is done, then stops everything.
+// Run serves until ctx is done, then stops everything as Close does.
 func (s *Server) Run(ctx context.Context) error {
 	err := s.Gateway.Run(ctx)
-	s.closePools()
+	s.shutdown()
 	return err
 }
 
-func (s *Server) closePools() {
-	s.poolsDone.Do(func() {
+// shutdown stops what Start started beside the gateway, once.
+func (s *Server) shutdown() {
+	s.closeOnce.Do(func() {
+		s.stop()
+		s.bg.Wait()
 		for _, p := range s.pools {
 			p.Close()
+		}
+		s.lease.release()
+		if s.buildDir != "" {
+			if err := os.RemoveAll(s.buildDir); err != nil {
+				s.log.Warn("could not remove the build folder", "path", s.buildDir, "err", err)
+			}
 		}
 	})
 }
@@ -252,6 +347,15 @@ func (o *Options) setDefaults() error {
 		}
 		o.BuildDir = filepath.Join(dir, "mastersocket", "localgw")
 	}
+	if o.TokenLease == 0 {
+		o.TokenLease = DefaultTokenLease
+	} else if o.TokenLease < 0 {
+		return fmt.Errorf("token lease %v: want a positive duration", o.TokenLease)
+	}
+	if o.Store == StoreDynamoDB && o.DynamoDBEndpoint == "" && !o.AllowAWS {
+		return errors.New("--store dynamodb without --dynamodb-endpoint would use real AWS with your default credentials and region: " +
+			"pass --dynamodb-endpoint http://127.0.0.1:8000 for DynamoDB Local (make dynamodb-local), or add --allow-aws to use a deployed stack's table on purpose")
+	}
 	return nil
 }
 
@@ -262,32 +366,31 @@ func (o *Options) tableName() string {
 	return o.Table
 }
 
-// registry is a store with the token administration that localrun uses.
-type registry interface {
-	router.Store
-	PutToken(ctx context.Context, t token.Token) error
-}
-
 // openStore returns the store and a description of where its data lives.
-func (o *Options) openStore(ctx context.Context) (registry, string, error) {
+func (o *Options) openStore(ctx context.Context) (Registry, string, error) {
 	if o.Store == StoreMemory {
 		return memstore.New(), "memory (embedded; data lives in this process and is gone when it stops)", nil
 	}
-	client, err := dynamostore.NewClient(ctx, o.DynamoDBEndpoint, dynamostore.ClientConfig{})
+	client, err := dynamostore.NewClient(ctx, o.DynamoDBEndpoint, dynamostore.ClientConfig{HTTPClient: o.DynamoDBHTTPClient})
 	if err != nil {
 		return nil, "", err
 	}
-	created, err := dynamostore.EnsureTable(ctx, client, o.tableName())
-	if err != nil {
-		return nil, "", err
-	}
-	where := o.DynamoDBEndpoint
-	if where == "" {
-		where = "AWS (default credentials and region)"
-	}
-	state := "existing"
-	if created {
-		state = "created"
+	var where, state string
+	if o.DynamoDBEndpoint == "" {
+		// Real AWS: use the deployed table as it is, never create or alter one.
+		if err := dynamostore.CheckTable(ctx, client, o.tableName()); err != nil {
+			return nil, "", err
+		}
+		where, state = "AWS (default credentials and region)", "existing"
+	} else {
+		created, err := dynamostore.EnsureTable(ctx, client, o.tableName())
+		if err != nil {
+			return nil, "", err
+		}
+		where, state = o.DynamoDBEndpoint, "existing"
+		if created {
+			state = "created"
+		}
 	}
 	st, err := dynamostore.New(client, dynamostore.Config{Table: o.tableName()})
 	if err != nil {
@@ -314,11 +417,12 @@ var inProcessHandlers = map[string]func(*handler.Handlers) any{
 	"functions/connect":    func(h *handler.Handlers) any { return h.Connect },
 	"functions/disconnect": func(h *handler.Handlers) any { return h.Disconnect },
 	"functions/message":    func(h *handler.Handlers) any { return h.Message },
+	"functions/sweeper":    func(h *handler.Handlers) any { return h.Sweep },
 }
 
 // invoker returns what runs fn: in this process when the mode and the
 // function allow it, otherwise its built bootstrap in a process pool.
-func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template, fn template.Function, vars map[string]string, store router.Store) (localgw.Invoker, error) {
+func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template, fn template.Function, vars map[string]string, store handler.Store) (localgw.Invoker, error) {
 	pick, known := inProcessHandlers[strings.Trim(filepath.ToSlash(fn.CodeURI), "/")]
 	if o.Functions == FunctionsInProcess && known {
 		settings, err := handler.SettingsFromEnv(func(k string) string { return vars[k] })
@@ -329,10 +433,17 @@ func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template
 		// The local management API checks no signature, so requests to it
 		// go unsigned (anonymous credentials) to save the signing work.
 		awsCfg := aws.Config{Region: localRegion, Credentials: aws.AnonymousCredentials{}}
-		inMemory := &http.Client{Transport: s.Gateway.ManagementTransport()}
+		transport := s.Gateway.ManagementTransport()
+		if o.ManagementTransport != nil {
+			transport = o.ManagementTransport(transport)
+		}
+		inMemory := &http.Client{Transport: transport}
+		if o.WrapStore != nil {
+			store = o.WrapStore(store)
+		}
 		h, err := handler.New(handler.Backend{
 			Store: store,
-			NewSender: func(endpoint string) (router.Sender, error) {
+			NewSender: func(endpoint string) (handler.Sender, error) {
 				cfg := settings.SenderConfig(endpoint)
 				if endpoint == s.Gateway.ManagementEndpoint() {
 					cfg.HTTPClient = inMemory
@@ -351,7 +462,19 @@ func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template
 		o.Logger.Warn("this function is not one of mastersocket's: it runs as a binary, which cannot reach the in-memory store (use --store dynamodb if it needs the table)",
 			"function", fn.LogicalID, "code", fn.CodeURI)
 	}
-	out := filepath.Join(o.BuildDir, fn.LogicalID, "bootstrap")
+	if s.buildDir == "" {
+		// A folder of this run's own: two gateways side by side (two test
+		// runs, two projects) never overwrite each other's bootstraps.
+		if err := os.MkdirAll(o.BuildDir, 0o755); err != nil {
+			return nil, fmt.Errorf("build folder: %w", err)
+		}
+		dir, err := os.MkdirTemp(o.BuildDir, "run-*")
+		if err != nil {
+			return nil, fmt.Errorf("build folder: %w", err)
+		}
+		s.buildDir = dir
+	}
+	out := filepath.Join(s.buildDir, fn.LogicalID, "bootstrap")
 	start := time.Now()
 	if err := lambdart.Build(ctx, tmpl.CodeDir(fn), out); err != nil {
 		return nil, err
@@ -397,14 +520,32 @@ func (p poolInvoker) Invoke(ctx context.Context, _ string, payload []byte) ([]by
 // parameters local values, the table its local name, and the API's domain
 // (https://API.execute-api.REGION.amazonaws.com) the gateway's address.
 type envResolver struct {
-	tmpl  *template.Template
-	stage string
-	addr  string
-	table string
+	tmpl   *template.Template
+	params map[string]string // parameter values: defaults and overrides
+	stage  string
+	addr   string
+	table  string
 }
 
 func (r envResolver) environment(fn template.Function) (map[string]string, error) {
-	params := r.tmpl.ParameterDefaults()
+	lookup := r.lookup()
+	domain := localAPIID + ".execute-api." + localRegion + ".amazonaws.com"
+	out := make(map[string]string, len(fn.Environment))
+	for k, v := range fn.Environment {
+		val, err := template.Expand(v, lookup)
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: %w", k, err)
+		}
+		val = strings.ReplaceAll(val, "https://"+domain, "http://"+r.addr)
+		val = strings.ReplaceAll(val, "wss://"+domain, "ws://"+r.addr)
+		out[k] = val
+	}
+	return out, nil
+}
+
+// lookup returns the local value of a name the template refers to.
+func (r envResolver) lookup() func(name string) (string, bool) {
+	params := r.params
 	api, _ := r.tmpl.WebSocketAPI()
 	tables := r.tmpl.CFN.GetAllDynamoDBTableResources()
 	// The parameter that names the stage, if the stage takes it from one,
@@ -446,18 +587,7 @@ func (r envResolver) environment(fn template.Function) (map[string]string, error
 		}
 		return "", false
 	}
-	domain := localAPIID + ".execute-api." + localRegion + ".amazonaws.com"
-	out := make(map[string]string, len(fn.Environment))
-	for k, v := range fn.Environment {
-		val, err := template.Expand(v, lookup)
-		if err != nil {
-			return nil, fmt.Errorf("environment %s: %w", k, err)
-		}
-		val = strings.ReplaceAll(val, "https://"+domain, "http://"+r.addr)
-		val = strings.ReplaceAll(val, "wss://"+domain, "ws://"+r.addr)
-		out[k] = val
-	}
-	return out, nil
+	return lookup
 }
 
 // describe returns "k=v" lines of an environment, for verbose logs.
@@ -489,4 +619,30 @@ func (r envResolver) arn(logicalID string) string {
 	default:
 		return prefix + "local:" + localRegion + ":" + localAccount + ":" + logicalID
 	}
+}
+
+// parameters returns the template's parameter values: the defaults, with
+// overrides checked against each parameter's constraints.
+func parameters(tmpl *template.Template, overrides map[string]string) (map[string]string, error) {
+	params := tmpl.ParameterDefaults()
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(overrides)) {
+		if err := tmpl.CheckParameter(k, overrides[k]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		params[k] = overrides[k]
+	}
+	return params, errors.Join(errs...)
+}
+
+// tokenPattern matches a token that mastersocket generated (see
+// token.Prefix), wherever it appears.
+var tokenPattern = regexp.MustCompile(regexp.QuoteMeta(token.Prefix) + `[A-Za-z0-9_-]+`)
+
+// redactTokens is the local gateway's redaction of verbose logs: every
+// JSON member named like a secret (IDENTIFY's data.token among them), and
+// any mastersocket token wherever else it appears.
+func redactTokens(s string) string {
+	return tokenPattern.ReplaceAllString(localgw.RedactSecrets(s), token.Prefix+localgw.Redacted)
 }

@@ -1,6 +1,7 @@
 // Package mgmtapi is the sender on API Gateway's @connections management
 // API: it implements router.Sender with PostToConnection and
-// DeleteConnection of github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi.
+// DeleteConnection, and sweep.Gateway with GetConnection as well, of
+// github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi.
 package mgmtapi
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
 	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/sweep"
 )
 
 // Defaults of the zero fields of Config.
@@ -63,7 +65,10 @@ type Sender struct {
 	sendRetryer aws.Retryer
 }
 
-var _ router.Sender = (*Sender)(nil)
+var (
+	_ router.Sender = (*Sender)(nil)
+	_ sweep.Gateway = (*Sender)(nil)
+)
 
 // New returns a Sender that calls the management API at cfg.Endpoint with
 // the credentials and region of awsCfg. The HTTP client, the retryer and the
@@ -187,6 +192,26 @@ func (s *Sender) Close(ctx context.Context, connID string) error {
 		return nil
 	}
 	return fmt.Errorf("delete connection %s: %w", connID, err)
+}
+
+// Status returns when the connection connID was opened and last active,
+// with GetConnection (retried like any idempotent call). It returns an
+// error wrapping router.ErrGone when the connection no longer exists (410).
+func (s *Sender) Status(ctx context.Context, connID string) (sweep.Status, error) {
+	out, err := s.client.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{
+		ConnectionId: aws.String(connID),
+	})
+	if err != nil {
+		if isGone(err) {
+			return sweep.Status{}, fmt.Errorf("get connection %s: %w: %w", connID, router.ErrGone, err)
+		}
+		return sweep.Status{}, fmt.Errorf("get connection %s: %w", connID, err)
+	}
+	st := sweep.Status{ConnectedAt: aws.ToTime(out.ConnectedAt), LastActiveAt: aws.ToTime(out.LastActiveAt)}
+	if st.LastActiveAt.IsZero() {
+		st.LastActiveAt = st.ConnectedAt
+	}
+	return st, nil
 }
 
 // isGone reports whether err says that the connection no longer exists: a

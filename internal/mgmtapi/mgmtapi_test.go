@@ -72,6 +72,7 @@ func newFakeGateway(t *testing.T, answer func(n int, r request) answer) (*fakeGa
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{stage}/@connections/{id}", g.handle)
 	mux.HandleFunc("DELETE /{stage}/@connections/{id}", g.handle)
+	mux.HandleFunc("GET /{stage}/@connections/{id}", g.handle)
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -110,6 +111,13 @@ func (g *fakeGateway) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Amzn-Requestid", fmt.Sprintf("req-%d", n))
 	if a.status < 400 {
+		if r.Method == http.MethodGet {
+			// As documented for GetConnection (AWS CLI example).
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(a.status)
+			io.WriteString(w, `{"connectedAt":"2020-04-30T20:10:33.236Z","identity":{"sourceIp":"192.0.2.1","userAgent":"test"},"lastActiveAt":"2020-04-30T20:10:42.997Z"}`)
+			return
+		}
 		w.WriteHeader(a.status)
 		return
 	}
@@ -516,5 +524,52 @@ func TestSendRetriesRefusedConnections(t *testing.T) {
 	var maxErr *retry.MaxAttemptsError
 	if !errors.As(err, &maxErr) || maxErr.Attempt != 3 {
 		t.Fatalf("got %v, want the 3 attempts exhausted", err)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	g, srv := newFakeGateway(t, nil)
+	s := newTestSender(t, srv, Config{})
+	st, err := s.Status(context.Background(), testConnID)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	wantConnected := time.Date(2020, 4, 30, 20, 10, 33, 236e6, time.UTC)
+	wantActive := time.Date(2020, 4, 30, 20, 10, 42, 997e6, time.UTC)
+	if !st.ConnectedAt.Equal(wantConnected) || !st.LastActiveAt.Equal(wantActive) {
+		t.Errorf("got %+v, want connected %v, last active %v", st, wantConnected, wantActive)
+	}
+	if r := g.seen(); len(r) != 1 || r[0].method != http.MethodGet || r[0].id != testConnID || r[0].stage != testStage {
+		t.Errorf("requests: got %+v, want one GET /%s/@connections/%s", r, testStage, testConnID)
+	}
+}
+
+func TestStatusErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		answer   answer
+		gone     bool
+		attempts int
+	}{
+		{"410 GoneException", gone, true, 1},
+		{"410 without error type", bareGone, true, 1},
+		{"403 ForbiddenException", forbidden, false, 1},
+		{"503 is retried: a GET is safe to repeat", unavailable, false, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, srv := newFakeGateway(t, always(tt.answer))
+			s := newTestSender(t, srv, Config{MaxAttempts: 3})
+			_, err := s.Status(context.Background(), testConnID)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			if got := errors.Is(err, router.ErrGone); got != tt.gone {
+				t.Errorf("errors.Is(%v, ErrGone): got %v, want %v", err, got, tt.gone)
+			}
+			if n := len(g.seen()); n != tt.attempts {
+				t.Errorf("got %d attempts, want %d", n, tt.attempts)
+			}
+		})
 	}
 }

@@ -100,10 +100,14 @@ func Parse(data []byte, dir string) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	typed, err := withoutRenderedNumbers(normalised)
+	if err != nil {
+		return nil, err
+	}
 	// This is what goformation.ParseYAMLWithOptions does after processing the
 	// intrinsics; done here so that the processed tree is kept as well.
 	cfn := &cloudformation.Template{}
-	if err := json.Unmarshal(normalised, cfn); err != nil {
+	if err := json.Unmarshal(typed, cfn); err != nil {
 		return nil, err
 	}
 	return &Template{CFN: cfn, Dir: dir, raw: raw}, nil
@@ -164,6 +168,62 @@ func renderSub(_ string, input, _ any) any {
 		})
 	}
 	return nil
+}
+
+// withoutRenderedNumbers returns a copy of the processed template without
+// the stage route settings whose numbers are rendered intrinsics ("ref:X"):
+// goformation types ThrottlingRateLimit and ThrottlingBurstLimit as numbers
+// and would refuse the whole template. They stay in the raw tree (see
+// RouteSettings).
+func withoutRenderedNumbers(normalised []byte) ([]byte, error) {
+	var copyOf map[string]any
+	if err := json.Unmarshal(normalised, &copyOf); err != nil {
+		return nil, err
+	}
+	res, _ := copyOf["Resources"].(map[string]any)
+	for _, r := range res {
+		m, _ := r.(map[string]any)
+		if m["Type"] != "AWS::ApiGatewayV2::Stage" {
+			continue
+		}
+		props, _ := m["Properties"].(map[string]any)
+		settings := []any{props["DefaultRouteSettings"]}
+		if rs, ok := props["RouteSettings"].(map[string]any); ok {
+			for _, v := range rs {
+				settings = append(settings, v)
+			}
+		}
+		for _, v := range settings {
+			rs, _ := v.(map[string]any)
+			for k, val := range rs {
+				if _, isString := val.(string); isString && (k == "ThrottlingRateLimit" || k == "ThrottlingBurstLimit") {
+					delete(rs, k)
+				}
+			}
+		}
+	}
+	return json.Marshal(copyOf)
+}
+
+// StageThrottling returns the DefaultRouteSettings throttling values of the
+// stage with logical id stage, as written (a number as its decimal text, an
+// intrinsic rendered as described in the package documentation), "" for a
+// value that is not set.
+func (t *Template) StageThrottling(stage string) (rate, burst string) {
+	res, _ := t.raw["Resources"].(map[string]any)
+	m, _ := res[stage].(map[string]any)
+	props, _ := m["Properties"].(map[string]any)
+	rs, _ := props["DefaultRouteSettings"].(map[string]any)
+	text := func(v any) string {
+		switch x := v.(type) {
+		case string:
+			return x
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+		return ""
+	}
+	return text(rs["ThrottlingRateLimit"]), text(rs["ThrottlingBurstLimit"])
 }
 
 func stringifyEnvironment(raw map[string]any) {
@@ -405,4 +465,55 @@ func (t *Template) functionIDs() map[string]bool {
 		ids[id] = true
 	}
 	return ids
+}
+
+// CheckParameter reports whether value is a valid value of the parameter
+// name, as CloudFormation checks a parameter override: the parameter
+// exists, and value meets its AllowedValues, AllowedPattern, MinValue and
+// MaxValue (numbers) and MinLength and MaxLength (strings).
+func (t *Template) CheckParameter(name, value string) error {
+	p, ok := t.CFN.Parameters[name]
+	if !ok {
+		names := make([]string, 0, len(t.CFN.Parameters))
+		for n := range t.CFN.Parameters {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("parameter %s: the template has no such parameter (it has %s)", name, strings.Join(names, ", "))
+	}
+	if len(p.AllowedValues) > 0 {
+		allowed := false
+		for _, v := range p.AllowedValues {
+			allowed = allowed || fmt.Sprint(v) == value
+		}
+		if !allowed {
+			return fmt.Errorf("parameter %s=%q: want one of %v", name, value, p.AllowedValues)
+		}
+	}
+	if p.AllowedPattern != nil {
+		re, err := regexp.Compile("^(?:" + *p.AllowedPattern + ")$")
+		if err == nil && !re.MatchString(value) {
+			return fmt.Errorf("parameter %s=%q: does not match %s", name, value, *p.AllowedPattern)
+		}
+	}
+	if p.Type == "Number" {
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return fmt.Errorf("parameter %s=%q: want a number", name, value)
+		}
+		if p.MinValue != nil && n < *p.MinValue || p.MaxValue != nil && n > *p.MaxValue {
+			return fmt.Errorf("parameter %s=%s: want %v to %v", name, value, derefOr(p.MinValue, "-inf"), derefOr(p.MaxValue, "+inf"))
+		}
+	}
+	if p.MinLength != nil && len(value) < *p.MinLength || p.MaxLength != nil && len(value) > *p.MaxLength {
+		return fmt.Errorf("parameter %s=%q: length %d out of range", name, value, len(value))
+	}
+	return nil
+}
+
+func derefOr(p *float64, none string) string {
+	if p == nil {
+		return none
+	}
+	return strconv.FormatFloat(*p, 'f', -1, 64)
 }

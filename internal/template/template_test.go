@@ -14,9 +14,11 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Paths from this package's directory.
@@ -38,6 +40,19 @@ var (
 		"ConnectFunction":    false,
 		"DisconnectFunction": true,
 		"MessageFunction":    true,
+		"SweeperFunction":    true,
+	}
+	// What each function may do on the table: "crud" is the
+	// DynamoDBCrudPolicy on Table; otherwise the resource → actions of its
+	// own statements, exactly.
+	wantDynamoDB = map[string]map[string][]string{
+		"ConnectFunction":    {"crud": nil},
+		"DisconnectFunction": {"crud": nil},
+		"MessageFunction":    {"crud": nil},
+		"SweeperFunction": {
+			"${Table.Arn}/index/connections": {"dynamodb:Query"},
+			"getatt:Table.Arn":               {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem"},
+		},
 	}
 	wantEnvironment = map[string]string{
 		"TABLE_NAME":          "ref:Table",
@@ -47,6 +62,8 @@ var (
 		"FANOUT_LIMIT":        "ref:FanOutLimit",
 		"SHARD_COUNT":         "ref:ShardCount",
 		"LOG_LEVEL":           "ref:LogLevel",
+		// The deadline the message function enforces and the sweeper too.
+		"IDENTIFY_TIMEOUT_SECONDS": "ref:IdentifyTimeoutSeconds",
 	}
 	wantParameters = map[string]string{
 		"StageName":       "prod",
@@ -55,6 +72,11 @@ var (
 		"FanOutLimit":     "64",
 		"ShardCount":      "4",
 		"LogLevel":        "info",
+		// The issue's defaults: a sweep a minute, 10 s to IDENTIFY.
+		"SweepSchedule":             "rate(1 minute)",
+		"IdentifyTimeoutSeconds":    "10",
+		"RouteThrottlingRateLimit":  "1000",
+		"RouteThrottlingBurstLimit": "500",
 	}
 	wantTable = tableSpec{
 		Billing: "PAY_PER_REQUEST",
@@ -86,6 +108,8 @@ var checks = []struct {
 	{"table", checkTable},
 	{"outputs", checkOutputs},
 	{"environment", checkEnvironment},
+	{"schedule", checkSchedule},
+	{"throttling", checkThrottling},
 }
 
 func checkByName(t *testing.T, name string) check {
@@ -259,6 +283,36 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 			name: "SSE off",
 			old:  "SSESpecification:\n        SSEEnabled: true", new: "SSESpecification:\n        SSEEnabled: false",
 			check: "table", wantErr: "SSE",
+		},
+		{
+			name: "sweeper may scan the table",
+			old:  "Action: dynamodb:Query", new: "Action: [dynamodb:Query, dynamodb:Scan]",
+			check: "policies", wantErr: "function SweeperFunction: got DynamoDB grants",
+		},
+		{
+			name: "sweeper may write anything",
+			old:  "                - dynamodb:GetItem\n", new: "                - dynamodb:GetItem\n                - dynamodb:*\n",
+			check: "policies", wantErr: `got Action "dynamodb:*"`,
+		},
+		{
+			name: "sweep on a cron schedule",
+			old:  "Default: rate(1 minute)", new: "Default: cron(0 * * * ? *)",
+			check: "schedule", wantErr: "want a rate of 1 minute",
+		},
+		{
+			name: "failed sweeps retried",
+			old:  "MaximumRetryAttempts: 0", new: "MaximumRetryAttempts: 2",
+			check: "schedule", wantErr: "MaximumRetryAttempts 0",
+		},
+		{
+			name: "no route throttling",
+			old:  "      DefaultRouteSettings:\n        ThrottlingRateLimit: !Ref RouteThrottlingRateLimit\n        ThrottlingBurstLimit: !Ref RouteThrottlingBurstLimit\n", new: "",
+			check: "throttling", wantErr: "DefaultRouteSettings.ThrottlingRateLimit",
+		},
+		{
+			name: "burst limit without a value",
+			old:  "        ThrottlingBurstLimit: !Ref RouteThrottlingBurstLimit\n", new: "",
+			check: "throttling", wantErr: "DefaultRouteSettings.ThrottlingBurstLimit",
 		},
 		{
 			name: "connections index projecting everything",
@@ -568,9 +622,10 @@ func manageConnectionsResource(api string) *regexp.Regexp {
 		regexp.QuoteMeta(api) + `\}/\$\{StageName\}/(?:\*|POST|GET|DELETE)/@connections/[^/]+$`)
 }
 
-// checkPolicies checks least privilege: every function has CRUD on Table and
-// nothing else of DynamoDB, no managed policy, and ManageConnections only on
-// this stage's @connections, only where wantManageConnections says so.
+// checkPolicies checks least privilege: every function may use the table
+// only as wantDynamoDB says (CRUD on Table, or exactly the listed actions on
+// the listed resources), has no managed policy, and may call ManageConnections
+// only on this stage's @connections, only where wantManageConnections says so.
 func checkPolicies(tpl *Template, _ string) error {
 	api, err := tpl.WebSocketAPI()
 	if err != nil {
@@ -588,16 +643,17 @@ func checkPolicies(tpl *Template, _ string) error {
 		if f.Role != "" {
 			fail("got Role %q, want none (SAM would ignore Policies)", f.Role)
 		}
-		crud, manage := 0, false
+		manage := false
+		dynamo := map[string][]string{} // resource → actions granted
 		for _, p := range f.Policies {
 			switch {
 			case p.Managed != "":
-				fail("got managed policy %q, want only DynamoDBCrudPolicy and ManageConnections", p.Managed)
+				fail("got managed policy %q, want only DynamoDBCrudPolicy and policy documents", p.Managed)
 			case p.Template == "DynamoDBCrudPolicy":
 				if tn := p.Parameters["TableName"]; tn != "ref:Table" {
 					fail("got DynamoDBCrudPolicy TableName %q, want %q", fmt.Sprint(tn), "ref:Table")
 				} else {
-					crud++
+					dynamo["crud"] = nil
 				}
 			case p.Template != "":
 				fail("got policy template %s, want only DynamoDBCrudPolicy", p.Template)
@@ -609,30 +665,98 @@ func checkPolicies(tpl *Template, _ string) error {
 					if s.Effect != "Allow" {
 						continue // a Deny grants nothing
 					}
-					for _, a := range s.Action {
-						if a != "execute-api:ManageConnections" {
-							fail("got Action %q, want only execute-api:ManageConnections", a)
-						}
-					}
 					if len(s.Resource) == 0 {
-						fail("got a statement with no Resource, want %s", wantResource)
+						fail("got a statement with no Resource")
 					}
-					for _, r := range s.Resource {
-						if !manageRE.MatchString(r) {
-							fail("got Resource %q, want %s", r, wantResource)
+					for _, a := range s.Action {
+						switch {
+						case a == "execute-api:ManageConnections":
+							for _, r := range s.Resource {
+								if !manageRE.MatchString(r) {
+									fail("got Resource %q, want %s", r, wantResource)
+								}
+							}
+							manage = true
+						case strings.HasPrefix(a, "dynamodb:") && !strings.Contains(a, "*"):
+							for _, r := range s.Resource {
+								dynamo[r] = append(dynamo[r], a)
+							}
+						default:
+							fail("got Action %q, want only execute-api:ManageConnections and named dynamodb actions", a)
 						}
 					}
-					manage = manage || contains(s.Action, "execute-api:ManageConnections")
 				}
 			default:
 				fail("got policy entry %v, want DynamoDBCrudPolicy or a policy document", p.Raw)
 			}
 		}
-		if crud != 1 {
-			fail("got %d DynamoDBCrudPolicy on Table, want 1", crud)
+		for r := range dynamo {
+			slices.Sort(dynamo[r])
+		}
+		if want := wantDynamoDB[id]; !reflect.DeepEqual(dynamo, want) {
+			fail("got DynamoDB grants %v, want %v", dynamo, want)
 		}
 		if want := wantManageConnections[id]; manage != want {
 			fail("got ManageConnections %v, want %v", manage, want)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkSchedule checks the sweeper's schedule: one EventBridge rule that
+// takes SweepSchedule, a rate the local gateway can run too, and no retry
+// of a failed run (the next one starts over).
+func checkSchedule(tpl *Template, _ string) error {
+	var errs []error
+	scheds := tpl.Schedules()
+	if len(scheds) != 1 || scheds[0].Function != "SweeperFunction" || scheds[0].Expression != "ref:SweepSchedule" || !scheds[0].Enabled {
+		return fmt.Errorf("got schedules %+v, want one enabled schedule of SweeperFunction on ref:SweepSchedule", scheds)
+	}
+	def := tpl.ParameterDefaults()["SweepSchedule"]
+	if d, err := RateInterval(def); err != nil || d != time.Minute {
+		errs = append(errs, fmt.Errorf("parameter SweepSchedule: default %q is %v, %v; want a rate of 1 minute", def, d, err))
+	}
+	pattern := tpl.CFN.Parameters["SweepSchedule"].AllowedPattern
+	re, err := regexp.Compile(str(pattern))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("parameter SweepSchedule: AllowedPattern %q: %v", str(pattern), err))
+	} else {
+		for _, expr := range []string{"rate(1 minute)", "rate(5 minutes)", "rate(2 hours)", "rate(0 minutes)", "cron(0 * * * ? *)"} {
+			_, rateErr := RateInterval(expr)
+			if re.MatchString(expr) != (rateErr == nil) {
+				errs = append(errs, fmt.Errorf("parameter SweepSchedule: AllowedPattern matches %q: %v; the local gateway parses it: %v", expr, re.MatchString(expr), rateErr))
+			}
+		}
+	}
+	f := tpl.CFN.GetAllServerlessFunctionResources()["SweeperFunction"]
+	if f == nil || f.EventInvokeConfig == nil || f.EventInvokeConfig.MaximumRetryAttempts == nil || *f.EventInvokeConfig.MaximumRetryAttempts != 0 {
+		errs = append(errs, errors.New("function SweeperFunction: want EventInvokeConfig.MaximumRetryAttempts 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// checkThrottling checks that the stage throttles every route with both
+// limits set from parameters whose defaults are positive (limits of 0
+// refuse every request).
+func checkThrottling(tpl *Template, _ string) error {
+	var errs []error
+	defaults := tpl.ParameterDefaults()
+	for id := range tpl.CFN.GetAllApiGatewayV2StageResources() {
+		rate, burst := tpl.StageThrottling(id)
+		for _, v := range []struct{ name, got, param string }{
+			{"ThrottlingRateLimit", rate, "RouteThrottlingRateLimit"},
+			{"ThrottlingBurstLimit", burst, "RouteThrottlingBurstLimit"},
+		} {
+			if v.got != RefPrefix+v.param {
+				errs = append(errs, fmt.Errorf("stage %s: got DefaultRouteSettings.%s %q, want ref:%s", id, v.name, v.got, v.param))
+				continue
+			}
+			if n, err := strconv.ParseFloat(defaults[v.param], 64); err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("parameter %s: got default %q, want a positive number", v.param, defaults[v.param]))
+			}
+			if p := tpl.CFN.Parameters[v.param]; p.MinValue == nil || *p.MinValue < 1 {
+				errs = append(errs, fmt.Errorf("parameter %s: want MinValue of at least 1", v.param))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -881,8 +1005,8 @@ func checkCreateTable(tpl *Template, script string) error {
 	}
 	for _, raw := range c["--global-secondary-indexes"] {
 		var gsis []struct {
-			IndexName string
-			KeySchema []struct{ AttributeName, KeyType string }
+			IndexName  string
+			KeySchema  []struct{ AttributeName, KeyType string }
 			Projection struct {
 				ProjectionType   string
 				NonKeyAttributes []string
@@ -1176,4 +1300,61 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestRateInterval(t *testing.T) {
+	tests := []struct {
+		expr string
+		want time.Duration
+	}{
+		{"rate(1 minute)", time.Minute},
+		{"rate(5 minutes)", 5 * time.Minute},
+		{"rate(1 hour)", time.Hour},
+		{"rate(12 hours)", 12 * time.Hour},
+		{"rate(1 day)", 24 * time.Hour},
+		{"rate(1 minutes)", 0},
+		{"rate(2 minute)", 0},
+		{"rate(0 minutes)", 0},
+		{"rate(10 seconds)", 0},
+		{"cron(0/5 * * * ? *)", 0},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		got, err := RateInterval(tt.expr)
+		if (err == nil) != (tt.want != 0) || got != tt.want {
+			t.Errorf("RateInterval(%q) = %v, %v; want %v", tt.expr, got, err, tt.want)
+		}
+	}
+}
+
+func TestSchedules(t *testing.T) {
+	tpl, err := Parse([]byte(`
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: a
+      Events:
+        Tick: {Type: Schedule, Properties: {Schedule: rate(5 minutes)}}
+        Off: {Type: Schedule, Properties: {Schedule: rate(1 hour), Enabled: false}}
+        Api: {Type: Api, Properties: {Path: /, Method: get}}
+  B:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: b
+      Events:
+        V2: {Type: ScheduleV2, Properties: {ScheduleExpression: rate(1 day), State: DISABLED}}
+`), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Schedule{
+		{Function: "A", Event: "Off", Expression: "rate(1 hour)", Enabled: false},
+		{Function: "A", Event: "Tick", Expression: "rate(5 minutes)", Enabled: true},
+		{Function: "B", Event: "V2", Expression: "rate(1 day)", Enabled: false},
+	}
+	if got := tpl.Schedules(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
 }
