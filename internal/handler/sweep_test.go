@@ -20,10 +20,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
+	"github.com/mastersocket/mastersocket/internal/dynamotest"
 	"github.com/mastersocket/mastersocket/internal/handler"
 	"github.com/mastersocket/mastersocket/internal/memstore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
-	"github.com/mastersocket/mastersocket/internal/dynamotest"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/sweep"

@@ -62,10 +62,10 @@ type conn struct {
 	lastActive   atomic.Int64 // unix nanoseconds of the last frame in or out (the idle timer)
 	lastReceived atomic.Int64 // unix nanoseconds of the last frame from the client (lastActiveAt)
 	queued       atomic.Int64 // bytes waiting in out
-	out        chan frame
-	quit       chan struct{} // closed by shutdown
-	readerDone chan struct{} // closed when the reader returns
-	watchdog   *time.Timer   // closes the connection when idle or too old
+	out          chan frame
+	quit         chan struct{} // closed by shutdown
+	readerDone   chan struct{} // closed when the reader returns
+	watchdog     *time.Timer   // closes the connection when idle or too old
 
 	// mu orders "is it open? then queue" in send against shutdown, so that
 	// a post answered 200 is in the queue that the writer drains.
