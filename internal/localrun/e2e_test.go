@@ -128,10 +128,15 @@ func (v *svc) nothing(d time.Duration) {
 
 func (v *svc) identify(group string) {
 	v.t.Helper()
-	v.send(`{"op":1,"id":"hello","data":{"token":"` + e2eToken + `","group":"` + group + `"}}`)
+	v.identifyWith(e2eToken, group)
+}
+
+func (v *svc) identifyWith(tok, group string) {
+	v.t.Helper()
+	v.send(`{"op":1,"id":"hello","data":{"token":"` + tok + `","group":"` + group + `"}}`)
 	f := v.next()
 	var d protocol.IdentifiedData
-	if f.Op != protocol.OpIdentify || f.ID != "hello" || json.Unmarshal(f.Data, &d) != nil || d.Group != group || d.Ping != 30000 || len(d.ID) != 36 {
+	if f.Op != protocol.OpIdentify || f.ID != "hello" || json.Unmarshal(f.Data, &d) != nil || d.Group != group || d.Ping <= 0 || len(d.ID) != 36 {
 		v.t.Fatalf("%s: IDENTIFY answered %+v %s", v.name, f, f.Data)
 	}
 	v.id = d.ID

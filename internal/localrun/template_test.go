@@ -55,13 +55,20 @@ Outputs:`
 	if tmpl == string(raw) {
 		t.Fatal("template.yaml has no Outputs section to insert before")
 	}
-	// Keep the relative CodeUris of template.yaml resolvable.
-	path := filepath.Join("..", "..", "template.route-added.test.yaml")
-	if err := os.WriteFile(path, []byte(tmpl), 0o644); err != nil {
+	// Beside template.yaml, so that its relative CodeUris resolve; a name
+	// of its own, so that test runs side by side do not share it.
+	f, err := os.CreateTemp(filepath.Join("..", ".."), "template.*.test.yaml")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(path) })
-	return path
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	if _, err := f.WriteString(tmpl); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
 
 func TestARouteAddedToTheTemplateRunsWithNoCodeChange(t *testing.T) {
