@@ -3,7 +3,7 @@
 //
 //	socketctl token create --group G [--group H | --all-groups] [--name N] [--expires-in 720h]
 //	socketctl token list [--json]
-//	socketctl token revoke ID
+//	socketctl token revoke ID|TOKEN
 //
 // Every command takes --table (default $TABLE_NAME) and --endpoint (default
 // $DYNAMODB_ENDPOINT; empty means AWS's regional DynamoDB endpoint, with the

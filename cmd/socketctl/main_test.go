@@ -39,12 +39,16 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"token", "list", "--nope"}, "flag provided but not defined"},
 		{"revoke without id", []string{"token", "revoke"}, "give the ID"},
 		{"revoke short id", []string{"token", "revoke", "abc"}, "at least 8"},
+		{"revoke something that is no id", []string{"token", "revoke", "hunter2-secret"}, "an ID is hex digits"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := socketctl(t, env, tt.args...)
 			if code != 2 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("got exit %d, stderr %q; want exit 2 mentioning %q", code, stderr, tt.want)
+			}
+			if last := tt.args[len(tt.args)-1]; strings.Contains(last, "secret") && strings.Contains(stderr, last) {
+				t.Errorf("stderr %q repeats the argument %q, which may be a secret", stderr, last)
 			}
 		})
 	}
@@ -128,6 +132,22 @@ func TestTokensOnDynamoDB(t *testing.T) {
 	code, _, stderr = socketctl(t, env, "token", "revoke", stored.Hash.ID(), "--table", table)
 	if code != 1 || !strings.Contains(stderr, "no token has the ID") {
 		t.Errorf("revoking twice: exit %d, %q", code, stderr)
+	}
+
+	// Revoking with the token itself works, and no output repeats it.
+	code, out, stderr = socketctl(t, env, "token", "revoke", strings.TrimSpace(admin))
+	if code != 0 || !strings.Contains(out, "revoked token "+adminHash.ID()) {
+		t.Fatalf("revoke by the token: exit %d, %q %q", code, out, stderr)
+	}
+	if strings.Contains(out+stderr, strings.TrimSpace(admin)) {
+		t.Errorf("revoke by the token echoed it: %q %q", out, stderr)
+	}
+	if _, err := store.Token(context.Background(), adminHash); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("the token revoked by itself is still stored: %v", err)
+	}
+	code, out, stderr = socketctl(t, env, "token", "revoke", strings.TrimSpace(admin))
+	if code != 1 || strings.Contains(out+stderr, strings.TrimSpace(admin)) || !strings.Contains(stderr, "no stored token matches") {
+		t.Errorf("revoking a gone token by itself: exit %d, %q %q; want a failure that does not repeat it", code, out, stderr)
 	}
 }
 

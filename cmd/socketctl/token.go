@@ -44,7 +44,7 @@ func (e usageError) Error() string { return string(e) }
 const usage = `usage:
   socketctl token create --group G [--group H | --all-groups] [--name N] [--expires-in DURATION]
   socketctl token list [--json]
-  socketctl token revoke ID
+  socketctl token revoke ID|TOKEN
 
 flags of every command:
   --table NAME       DynamoDB table (default $TABLE_NAME)
@@ -263,8 +263,15 @@ func (c *cli) revoke(ctx context.Context, args []string) error {
 	if len(ids) != 1 {
 		return usageError("token revoke: give the ID of one token, as `socketctl token list` shows it")
 	}
-	id := strings.ToLower(ids[0])
-	if len(id) < 8 {
+	// The argument may be the token itself (it is hashed, and never
+	// repeated in any output: error messages name IDs only).
+	id, secret := strings.ToLower(ids[0]), false
+	switch {
+	case strings.HasPrefix(ids[0], token.Prefix):
+		id, secret = token.HashOf(ids[0]).String(), true
+	case !isHex(id):
+		return usageError("token revoke: an ID is hex digits, as `socketctl token list` shows it (or give the token itself, starting with " + token.Prefix + ")")
+	case len(id) < 8:
 		return usageError("token revoke: an ID has at least 8 hex digits")
 	}
 	store, err := c.store(ctx, fs)
@@ -283,6 +290,9 @@ func (c *cli) revoke(ctx context.Context, args []string) error {
 	}
 	switch len(match) {
 	case 0:
+		if secret {
+			return errors.New("no stored token matches the token given (its ID would be " + id[:16] + ")")
+		}
 		return fmt.Errorf("no token has the ID %s", id)
 	case 1:
 	default:
@@ -325,4 +335,13 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return s != ""
 }
