@@ -8,6 +8,12 @@
 #
 # AWS's DynamoDB Local jar ships inside the npm package amplify-dynamodb-simulator
 # (folder package/emulator). It needs Java 11 or newer and npm.
+#
+# DynamoDB Local has no option for the address it listens on and binds every
+# interface. Where a C compiler is available, it runs with the shim in
+# loopback-bind/ preloaded, so that it listens on 127.0.0.1 only; otherwise it says so
+# when it starts. It runs with -disableTelemetry: it sends nothing anywhere.
+# Each run works in a scratch folder of its own and removes it on exit.
 set -euo pipefail
 
 PKG=amplify-dynamodb-simulator
@@ -16,6 +22,7 @@ VERSION=2.9.30
 SHA256=3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 CACHE=${MASTERSOCKET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mastersocket}
 DIR=$CACHE/dynamodb-local-$VERSION
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 say() { printf 'dynamodb-local: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -51,14 +58,56 @@ fetch() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# shim: prints the path of the compiled loopback-bind shim (built once into
+# the cache, named by the hash of its source), or nothing without a compiler.
+shim() {
+  local cc src sum so tmp
+  cc=$(command -v cc || command -v gcc || command -v clang || true)
+  [ -n "$cc" ] || return 0
+  src=$HERE/loopback-bind/loopback-bind.c
+  sum=$(sha256sum "$src" | cut -c1-16)
+  so=$CACHE/loopback-bind-$sum.so
+  if [ ! -f "$so" ]; then
+    mkdir -p "$CACHE"
+    tmp=$(mktemp "$CACHE/loopback-bind.XXXXXX")
+    if ! "$cc" -shared -fPIC -O2 -o "$tmp" "$src" -ldl 2>/dev/null; then
+      rm -f "$tmp"
+      return 0
+    fi
+    mv "$tmp" "$so" # atomic: runs side by side never see a half-written file
+  fi
+  echo "$so"
+}
+
+# binding: how the listening address is described to the user.
+binding() {
+  if [ -n "$SHIM" ]; then
+    echo "listening on 127.0.0.1 only"
+  else
+    echo "WARNING: listening on every interface (no C compiler to build scripts/loopback-bind/loopback-bind.c)"
+  fi
+}
+
+# java_cmd PORT DBARGS...: the command line of DynamoDB Local.
+java_cmd() {
+  local port=$1 dir
+  shift
+  dir=$(fetch)
+  JAVA_CMD=(java -Djava.net.preferIPv4Stack=true -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar"
+    -disableTelemetry -port "$port" "$@")
+  JAVA_DIR=$dir
+  PRELOAD=()
+  if [ -n "$SHIM" ]; then
+    PRELOAD=("LD_PRELOAD=$SHIM")
+  fi
+}
+
 # start PORT LOG: starts DynamoDB Local in the background; sets PID.
 start() {
   need java "install Java 11 or newer (Debian: apt-get install openjdk-17-jre-headless)"
-  local dir
-  dir=$(fetch)
-  # Run from a scratch folder: DynamoDB Local writes a metadata file there.
-  (cd "$(dirname "$2")" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -inMemory -port "$1") >"$2" 2>&1 &
+  java_cmd "$1" -inMemory
+  # Run from the scratch folder: DynamoDB Local writes a metadata file there.
+  (cd "$(dirname "$2")" && exec env "${PRELOAD[@]}" "${JAVA_CMD[@]}") >"$2" 2>&1 &
   PID=$!
 }
 
@@ -79,9 +128,12 @@ wait_ready() {
 
 run() {
   [ $# -gt 0 ] || die "usage: $0 run CMD [ARG...]"
-  local log port attempt scratch
-  scratch=$(mktemp -d -t dynamodb-local.XXXXXX)
-  log=$scratch/dynamodb-local.log
+  local log port attempt
+  SCRATCH=$(mktemp -d -t dynamodb-local.XXXXXX)
+  trap 'stop; rm -rf "$SCRATCH"' EXIT
+  trap 'exit 130' INT TERM
+  log=$SCRATCH/dynamodb-local.log
+  SHIM=$(shim)
   for attempt in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
     port_in_use "$port" && continue
@@ -97,12 +149,12 @@ run() {
     cat "$log" >&2
     die "DynamoDB Local did not start (log above)"
   fi
-  trap 'stop; rm -rf "$scratch"' EXIT
-  trap 'exit 130' INT TERM
   local version
   version=$(sed -n 's/^Version:[[:space:]]*//p' "$log" | head -1)
   export DYNAMODB_ENDPOINT=http://127.0.0.1:$port
-  say "DynamoDB Local ${version:-?} is up at $DYNAMODB_ENDPOINT (DYNAMODB_ENDPOINT); running: $*"
+  # Tests that stop and restart an engine of their own start it from here.
+  export DYNAMODB_LOCAL_DIR=$JAVA_DIR
+  say "DynamoDB Local ${version:-?} is up at $DYNAMODB_ENDPOINT (DYNAMODB_ENDPOINT), $(binding); running: $*"
   local status=0
   "$@" || status=$?
   stop
@@ -119,12 +171,22 @@ stop() {
 }
 
 serve() {
-  local port=${1:-8000} dir
+  local port=${1:-8000}
   need java "install Java 11 or newer (Debian: apt-get install openjdk-17-jre-headless)"
-  dir=$(fetch)
-  cd "$(mktemp -d -t dynamodb-local.XXXXXX)"
-  say "serving at http://127.0.0.1:$port (in memory; Ctrl-C stops it)"
-  exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" -inMemory -port "$port"
+  SCRATCH=$(mktemp -d -t dynamodb-local.XXXXXX)
+  trap 'stop; rm -rf "$SCRATCH"' EXIT
+  trap 'exit 130' INT TERM
+  SHIM=$(shim)
+  java_cmd "$port" -inMemory
+  say "serving at http://127.0.0.1:$port (in memory), $(binding); Ctrl-C stops it"
+  # In the background and waited for, not exec'd: the traps above stop it
+  # and remove the scratch folder, however the script ends.
+  (cd "$SCRATCH" && exec env "${PRELOAD[@]}" "${JAVA_CMD[@]}") &
+  PID=$!
+  local status=0
+  wait "$PID" || status=$?
+  PID=
+  exit $status
 }
 
 case "${1:-}" in
