@@ -152,8 +152,9 @@ run() {
   local version
   version=$(sed -n 's/^Version:[[:space:]]*//p' "$log" | head -1)
   export DYNAMODB_ENDPOINT=http://127.0.0.1:$port
-  # Tests that stop and restart an engine of their own start it from here.
-  export DYNAMODB_LOCAL_DIR=$JAVA_DIR
+  # Tests that stop and restart an engine of their own start it from here,
+  # bound to loopback as this one is.
+  export DYNAMODB_LOCAL_DIR=$JAVA_DIR DYNAMODB_LOCAL_SHIM=$SHIM
   say "DynamoDB Local ${version:-?} is up at $DYNAMODB_ENDPOINT (DYNAMODB_ENDPOINT), $(binding); running: $*"
   local status=0
   "$@" || status=$?

@@ -9,7 +9,10 @@ package dynamotest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -72,4 +75,90 @@ func NewTable(t testing.TB, c *dynamodb.Client) string {
 		}
 	})
 	return name
+}
+
+// Engine is a DynamoDB Local of a test's own, on disk, that the test can
+// stop and start again (DynamoDB down, then back with its data).
+type Engine struct {
+	t        testing.TB
+	dir, jar string
+	shim     string
+	dbPath   string
+	port     int
+	cmd      *exec.Cmd
+	// Endpoint is http://127.0.0.1:PORT; it stays the same across restarts.
+	Endpoint string
+}
+
+// StartEngine starts a DynamoDB Local of the test's own from
+// DYNAMODB_LOCAL_DIR (which `make test` sets), keeping its data in a folder
+// of the test's; it is stopped when the test ends. Without
+// DYNAMODB_LOCAL_DIR or java the test is skipped, and fails in CI.
+func StartEngine(t testing.TB) *Engine {
+	t.Helper()
+	dir := os.Getenv("DYNAMODB_LOCAL_DIR")
+	_, errJava := exec.LookPath("java")
+	if dir == "" || errJava != nil {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatal("DYNAMODB_LOCAL_DIR and java are needed, and CI=true: run `make test`")
+		}
+		t.Skip("DYNAMODB_LOCAL_DIR and java are needed; `make test` sets it")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	e := &Engine{t: t, dir: dir, shim: os.Getenv("DYNAMODB_LOCAL_SHIM"), dbPath: t.TempDir(), port: port,
+		Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	e.Start()
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// Start starts the engine (again) and waits until it answers.
+func (e *Engine) Start() {
+	e.t.Helper()
+	if e.cmd != nil {
+		return
+	}
+	cmd := exec.Command("java", "-Djava.net.preferIPv4Stack=true", "-Djava.library.path="+filepath.Join(e.dir, "DynamoDBLocal_lib"),
+		"-jar", filepath.Join(e.dir, "DynamoDBLocal.jar"), "-disableTelemetry", "-sharedDb", "-dbPath", e.dbPath, "-port", strconv.Itoa(e.port))
+	cmd.Dir = e.dbPath
+	cmd.Env = os.Environ()
+	if e.shim != "" {
+		cmd.Env = append(cmd.Env, "LD_PRELOAD="+e.shim)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start DynamoDB Local: %v", err)
+	}
+	e.cmd = cmd
+	c, err := dynamostore.NewClient(context.Background(), e.Endpoint, dynamostore.ClientConfig{MaxAttempts: 1})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("DynamoDB Local at %s did not answer: %v", e.Endpoint, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop kills the engine, as a crash or an outage would; its data stays.
+func (e *Engine) Stop() {
+	if e.cmd == nil {
+		return
+	}
+	e.cmd.Process.Kill()
+	e.cmd.Wait()
+	e.cmd = nil
 }

@@ -263,7 +263,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 
 	var sched strings.Builder
 	for _, sc := range schedules {
-		fmt.Fprintf(&sched, "  schedule       %s every %v (%s)\n", sc.function, sc.every, sc.source)
+		if sc.every > 0 {
+			fmt.Fprintf(&sched, "  schedule       %s every %v (%s)\n", sc.function, sc.every, sc.source)
+		} else {
+			fmt.Fprintf(&sched, "  schedule       %s not run on its own (%s)\n", sc.function, sc.source)
+		}
 	}
 	s.Summary = fmt.Sprintf(`mastersocket local gateway: %s, %d routes, functions %s, store %s
   WebSocket      %s

@@ -17,19 +17,18 @@ import (
 // it: every interval, one run at a time.
 type schedule struct {
 	function, event string
-	every           time.Duration
-	source          string // where the interval comes from, for the summary
-	timeout         time.Duration
+	// every is the interval; 0 when the schedule does not run on its own
+	// (--sweep-every off, or a cron expression): RunSchedules still runs it.
+	every   time.Duration
+	source  string // where the interval comes from, for the summary
+	timeout time.Duration
 }
 
 // schedulesOf returns the template's enabled schedules with their
-// intervals: the template's rate(...), or every when it is positive. A
-// negative every runs none; a schedule that is not a rate (cron) is
-// skipped with a warning unless every is given.
+// intervals: the template's rate(...), or every when it is positive. With a
+// negative every, or for a schedule that is not a rate (cron, with a
+// warning), the interval is 0: the function runs only when asked.
 func schedulesOf(tmpl *template.Template, env envResolver, every time.Duration, log *slog.Logger) ([]schedule, error) {
-	if every < 0 {
-		return nil, nil
-	}
 	functions := tmpl.Functions()
 	var out []schedule
 	for _, sc := range tmpl.Schedules() {
@@ -41,10 +40,14 @@ func schedulesOf(tmpl *template.Template, env envResolver, every time.Duration, 
 			return nil, fmt.Errorf("function %s, event %s: %w", sc.Function, sc.Event, err)
 		}
 		s := schedule{function: sc.Function, event: sc.Event, every: every, source: "--sweep-every"}
-		if every == 0 {
+		switch {
+		case every < 0:
+			s.every, s.source = 0, "--sweep-every off"
+		case every == 0:
 			if s.every, err = template.RateInterval(expr); err != nil {
 				log.Warn("a schedule the local gateway cannot run: give --sweep-every to run it at an interval", "function", sc.Function, "err", err)
-				continue
+				s.every, s.source = 0, expr+", not emulated"
+				break
 			}
 			s.source = expr
 		}
@@ -75,6 +78,9 @@ func scheduledEvent(sc schedule, now time.Time) events.EventBridgeEvent {
 // runSchedule invokes a scheduled function every interval until ctx ends.
 func (s *Server) runSchedule(ctx context.Context, sc schedule) {
 	defer s.bg.Done()
+	if sc.every <= 0 {
+		return
+	}
 	t := time.NewTicker(sc.every)
 	defer t.Stop()
 	for {
