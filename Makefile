@@ -24,10 +24,11 @@ test: ## the whole suite with -race, DynamoDB Local included (fetched once, star
 test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
 	$(GO) test -race ./...
 
-bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out time, local gateway throughput
+bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out time, local gateway throughput, cost of a sweep
 	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench DynamoDBCallsPerMessage -benchtime 100x ./internal/handler/
 	$(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/
 	$(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/localrun/
+	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench SweepCost -benchtime 3x ./internal/handler/
 
 # How long `make fuzz` runs each target. -fuzzminimizetime 1s: Go spends up
 # to a minute shrinking each new input by default, and with two cores both
