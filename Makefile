@@ -10,7 +10,7 @@ LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 FUNCTIONS    := connect disconnect message sweeper
 
-.PHONY: run test test-short bench fuzz lint build sam-build dynamodb-local localstack-test clean help
+.PHONY: run test test-short bench soak fuzz lint build sam-build dynamodb-local localstack-test clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out tim
 	$(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/
 	$(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/localrun/
 	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench SweepCost -benchtime 3x ./internal/handler/
+
+soak: ## 1,000 connections on the local gateway for about 3 minutes with closes, drops, freezes and reconnects under traffic (ARGS="--duration 30s --connections 200")
+	$(GO) run ./cmd/soak $(ARGS)
 
 # How long `make fuzz` runs each target. -fuzzminimizetime 1s: Go spends up
 # to a minute shrinking each new input by default, and with two cores both

@@ -363,31 +363,53 @@ func (s *Store) Connections(ctx context.Context, fn func([]router.Connection) er
 			ExpressionAttributeNames:  map[string]string{"#cs": attrConnShard},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":cs": str(connShardKey(shard))},
 		}
-		if s.cfg.PageSize > 0 {
-			in.Limit = aws.Int32(s.cfg.PageSize)
-		}
-		for {
-			out, err := s.api.Query(ctx, in)
-			if err != nil {
-				return fmt.Errorf("query connections of shard %d: %w", shard, err)
-			}
-			page := make([]router.Connection, 0, len(out.Items))
-			for _, item := range out.Items {
-				if id, ok := strings.CutPrefix(strOf(item[attrPK]), connPrefix); ok {
-					page = append(page, connFrom(id, item))
-				}
-			}
-			if len(page) > 0 {
-				if err := fn(page); err != nil {
-					return err
-				}
-			}
-			if len(out.LastEvaluatedKey) == 0 {
-				return nil
-			}
-			in.ExclusiveStartKey = out.LastEvaluatedKey
-		}
+		return queryPages(ctx, s, in, func(item map[string]types.AttributeValue) (router.Connection, bool) {
+			id, ok := strings.CutPrefix(strOf(item[attrPK]), connPrefix)
+			return connFrom(id, item), ok
+		}, fn)
 	})
+}
+
+// queryPages runs a Query page by page (PageSize items at most each),
+// and calls fn with the items of each page that convert keeps.
+func queryPages[T any](ctx context.Context, s *Store, in *dynamodb.QueryInput, convert func(map[string]types.AttributeValue) (T, bool), fn func([]T) error) error {
+	if s.cfg.PageSize > 0 {
+		in.Limit = aws.Int32(s.cfg.PageSize)
+	}
+	for {
+		out, err := s.api.Query(ctx, in)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", queryName(in), err)
+		}
+		page := make([]T, 0, len(out.Items))
+		for _, item := range out.Items {
+			if v, ok := convert(item); ok {
+				page = append(page, v)
+			}
+		}
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
+				return err
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// queryName names a Query's partition in errors: "GROUP#bots", or
+// "connections index CONNS#2".
+func queryName(in *dynamodb.QueryInput) string {
+	var key string
+	for _, v := range in.ExpressionAttributeValues {
+		key = strOf(v)
+	}
+	if in.IndexName != nil {
+		return *in.IndexName + " index " + key
+	}
+	return key
 }
 
 // eachShard runs fn for every shard in parallel; the first error cancels
@@ -420,34 +442,12 @@ func (s *Store) members(ctx context.Context, pk string, fn func([]router.Member)
 		ProjectionExpression:      aws.String("sk, serviceId, expiresAt"),
 		ConsistentRead:            aws.Bool(true),
 	}
-	if s.cfg.PageSize > 0 {
-		in.Limit = aws.Int32(s.cfg.PageSize)
-	}
-	for {
-		out, err := s.api.Query(ctx, in)
-		if err != nil {
-			return fmt.Errorf("query %s: %w", pk, err)
-		}
-		page := make([]router.Member, 0, len(out.Items))
-		for _, item := range out.Items {
-			if s.expired(item) {
-				continue
-			}
-			page = append(page, router.Member{
-				ConnectionID: strings.TrimPrefix(strOf(item[attrSK]), connPrefix),
-				ServiceID:    strOf(item[attrServiceID]),
-			})
-		}
-		if len(page) > 0 {
-			if err := fn(page); err != nil {
-				return err
-			}
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+	return queryPages(ctx, s, in, func(item map[string]types.AttributeValue) (router.Member, bool) {
+		return router.Member{
+			ConnectionID: strings.TrimPrefix(strOf(item[attrSK]), connPrefix),
+			ServiceID:    strOf(item[attrServiceID]),
+		}, !s.expired(item)
+	}, fn)
 }
 
 // RemoveConnection deletes a connection's service, group and shard items,
