@@ -498,9 +498,16 @@ func testConnections(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 
-	got := connections(t, s, func(m map[string]router.Connection) bool { return len(m) == 3 && m[gone.ID].ID == "" })
-	if len(got) != 3 {
-		t.Fatalf("got %d connections %v, want the anonymous, the identified and the expired one", len(got), got)
+	// The expired one is listed until TTL deletes it (DynamoDB Local's TTL
+	// may have done so already).
+	got := connections(t, s, func(m map[string]router.Connection) bool {
+		_, gotGone := m[gone.ID]
+		_, gotAnon := m[anon.ID]
+		_, gotMember := m[member.ID]
+		return !gotGone && gotAnon && gotMember
+	})
+	if _, ok := got[gone.ID]; ok || len(got) < 2 || len(got) > 3 {
+		t.Fatalf("got %d connections %v, want the anonymous and the identified one, and the expired one unless TTL took it", len(got), got)
 	}
 	if c := got[anon.ID]; c.Identity != nil || !c.ConnectedAt.Equal(anon.ConnectedAt) {
 		t.Errorf("anonymous connection listed as %+v, want connected at %v without identity", c, anon.ConnectedAt)
@@ -509,8 +516,10 @@ func testConnections(t *testing.T, s Store) {
 		!c.ConnectedAt.Equal(member.ConnectedAt) {
 		t.Errorf("member listed as %+v, want %+v", c, member)
 	}
-	if c, ok := got[old.ID]; !ok || c.ExpiresAt.Unix() != old.ExpiresAt.Unix() {
-		t.Errorf("expired connection listed as %+v (%v), want it listed with its expiry %v: only the sweeper forgets it before TTL does", c, ok, old.ExpiresAt)
+	if c, ok := got[old.ID]; ok && c.ExpiresAt.Unix() != old.ExpiresAt.Unix() {
+		t.Errorf("expired connection listed as %+v, want its expiry %v", c, old.ExpiresAt)
+	} else if !ok && len(got) == 3 {
+		t.Errorf("got %v: a third connection that is none of those recorded", got)
 	}
 }
 

@@ -93,7 +93,9 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	return &world{t: t, now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), store: memstore.New(), gw: newGateway()}
+	w := &world{t: t, now: time.Now().UTC().Truncate(time.Millisecond), store: memstore.New(), gw: newGateway()}
+	w.store.Now = func() time.Time { return w.now }
+	return w
 }
 
 // conn records a connection made age ago, last active idle ago; gone ones
