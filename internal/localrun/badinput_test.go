@@ -290,7 +290,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range badInputs {
-		t.Run(b.id+" "+b.input, func(t *testing.T) {
+		t.Run(b.id, func(t *testing.T) { // the row of docs/SECURITY.md
 			if got := b.try(t, s); got != b.answer {
 				t.Errorf("got %q, want %q", got, b.answer)
 			}

@@ -394,7 +394,7 @@ func sharedDynamo(t *testing.T) (string, string) {
 // service leaves during the outage ($disconnect fails), another cannot
 // connect; the engine comes back with its data, traffic resumes, a sweep
 // removes the one that left.
-func TestFaultDynamoDBDown(t *testing.T) {
+func TestAnOutageOfDynamoDBIsHealedByOneSweep(t *testing.T) {
 	engine := dynamotest.StartEngine(t)
 	client, err := dynamostore.NewClient(t.Context(), engine.Endpoint, dynamostore.ClientConfig{})
 	if err != nil {
@@ -433,7 +433,7 @@ func TestFaultDynamoDBDown(t *testing.T) {
 // retry). Then every call is throttled twice before it succeeds: each is
 // still retried (at most 5 attempts) however many calls were throttled
 // before it, so nothing fails and nothing is lost.
-func TestFaultDynamoDBThrottled(t *testing.T) {
+func TestThrottlingNeverStarvesRetries(t *testing.T) {
 	ep, table := sharedDynamo(t)
 	w := newFaultWorld(t, ep, table, nil)
 	var peers []*peer
@@ -501,7 +501,7 @@ func TestFaultDynamoDBThrottled(t *testing.T) {
 // The management API answers 429, 500 or never: a 429 is retried and
 // delivers once; a 500 or a timeout after the frame went out is not
 // retried, so the frame is never delivered twice.
-func TestFaultManagementAPI(t *testing.T) {
+func TestManagementAPIFaultsNeverDeliverTwice(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fault func(mgmtCall) (*http.Response, error)
@@ -556,7 +556,7 @@ func TestFaultManagementAPI(t *testing.T) {
 
 // A recipient goes while a GROUP is being delivered: its post is 410, its
 // items are removed at once, the others get the message once.
-func TestFaultRecipientGoneMidFanOut(t *testing.T) {
+func TestARecipientGoneMidFanOutIsForgotten(t *testing.T) {
 	ep, table := sharedDynamo(t)
 	w := newFaultWorld(t, ep, table, nil)
 	var peers []*peer
@@ -609,7 +609,7 @@ func TestFaultRecipientGoneMidFanOut(t *testing.T) {
 // shard items are deleted, then the call that deletes the connection item
 // hangs until the integration timeout ends the invocation. The connection
 // item is left, in no group: only the sweeper finds it.
-func TestFaultDisconnectKilledHalfWay(t *testing.T) {
+func TestADisconnectKilledHalfWayIsFinishedBySweeping(t *testing.T) {
 	ep, table := sharedDynamo(t)
 	w := newFaultWorld(t, ep, table, func(o *localrun.Options) { o.Gateway.IntegrationTimeout = time.Second })
 	a, b, c := w.join("a", "fault"), w.join("b", "fault"), w.join("c", "fault")
@@ -637,7 +637,7 @@ func TestFaultDisconnectKilledHalfWay(t *testing.T) {
 // The gateway process is killed under connected services: no $disconnect
 // runs. A new gateway on the same table sweeps the old connections away;
 // the killed gateway's token expires on its own.
-func TestFaultGatewayKilled(t *testing.T) {
+func TestConnectionsOfAKilledGatewayAreSweptAway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the localgw command")
 	}
