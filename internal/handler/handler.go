@@ -270,7 +270,7 @@ func (h *Handlers) Sweep(ctx context.Context, _ events.EventBridgeEvent) (sweep.
 	}
 	start := time.Now()
 	r, err := sw.Run(ctx)
-	attrs := []any{"checked", r.Checked, "gone", r.Gone, "silent", r.Silent, "anonymous", r.Anonymous,
+	attrs := []any{"checked", r.Checked, "gone", r.Gone, "young", r.Young, "silent", r.Silent, "anonymous", r.Anonymous,
 		"failed", r.Failed, "duration", time.Since(start).Round(time.Millisecond).String()}
 	if err != nil {
 		h.log.Error("sweep failed", append(attrs, "err", err)...)

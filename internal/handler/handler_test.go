@@ -136,8 +136,9 @@ func newHandlers(t testing.TB, store handler.Store, m *mgmtServer) *handler.Hand
 		NewSender: func(endpoint string) (handler.Sender, error) {
 			return mgmtapi.New(awsCfg, mgmtapi.Config{Endpoint: endpoint})
 		},
-		Settings: handler.Settings{ManagementEndpoint: m.URL + "/prod", PingInterval: 15 * time.Second},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings: handler.Settings{ManagementEndpoint: m.URL + "/prod", PingInterval: 15 * time.Second,
+			SweepHandshakeGrace: time.Millisecond}, // the tests' connections are a moment old
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

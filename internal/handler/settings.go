@@ -57,6 +57,11 @@ type Settings struct {
 	// SweepConcurrency bounds the sweeper's GetConnection calls in flight
 	// (SWEEP_CONCURRENCY); default 16.
 	SweepConcurrency int
+	// SweepHandshakeGrace is how long ago a connection the gateway does not
+	// have must have been recorded for the sweeper to remove it: younger
+	// ones may still be in their $connect (SWEEP_HANDSHAKE_GRACE_MS);
+	// default 30000 ms.
+	SweepHandshakeGrace time.Duration
 	// LogLevel is debug, info, warn or error (LOG_LEVEL); default info.
 	LogLevel slog.Level
 }
@@ -75,6 +80,7 @@ const (
 	EnvDynamoDBMaxAttempts = "DYNAMODB_MAX_ATTEMPTS"
 	EnvIdentifyTimeout     = "IDENTIFY_TIMEOUT_SECONDS"
 	EnvSweepConcurrency    = "SWEEP_CONCURRENCY"
+	EnvSweepHandshakeGrace = "SWEEP_HANDSHAKE_GRACE_MS"
 	EnvLogLevel            = "LOG_LEVEL"
 )
 
@@ -111,6 +117,7 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	s.DynamoDBMaxAttempts = intVar(EnvDynamoDBMaxAttempts, 1, 20)
 	s.IdentifyTimeout = time.Duration(intVar(EnvIdentifyTimeout, 1, 7200)) * time.Second
 	s.SweepConcurrency = intVar(EnvSweepConcurrency, 1, 1000)
+	s.SweepHandshakeGrace = time.Duration(intVar(EnvSweepHandshakeGrace, 1, 3600*1000)) * time.Millisecond
 	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
 		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, v))
@@ -144,6 +151,7 @@ func (s Settings) SweepConfig(log *slog.Logger) sweep.Config {
 		PingInterval:    s.PingInterval,
 		IdentifyTimeout: s.IdentifyTimeout,
 		Concurrency:     s.SweepConcurrency,
+		HandshakeGrace:  s.SweepHandshakeGrace,
 		Logger:          log,
 	}
 }

@@ -271,6 +271,8 @@ func newFaultWorld(t *testing.T, endpoint, table string, gw func(*localrun.Optio
 		Store: localrun.StoreDynamoDB, DynamoDBEndpoint: endpoint, Table: table,
 		DynamoDBHTTPClient: w.db, ManagementTransport: w.mgmt.wrap,
 		SweepEvery: -1, // the test sweeps
+		// The test's connections are a moment old: no handshake to wait for.
+		Environment: map[string]string{"SWEEP_HANDSHAKE_GRACE_MS": "1"},
 	}
 	if gw != nil {
 		gw(&o)

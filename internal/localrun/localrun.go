@@ -63,6 +63,10 @@ type Options struct {
 	// deploy --parameter-overrides` does; each is checked against the
 	// parameter's constraints.
 	Parameters map[string]string
+	// Environment sets variables on every function, over what the template
+	// gives them, as `sam local invoke --env-vars` does (tests shorten the
+	// sweeper's SWEEP_HANDSHAKE_GRACE_MS with it).
+	Environment map[string]string
 	// Token is accepted for all groups; empty: a new one is generated. It
 	// is stored with an expiry that the running gateway keeps pushing back
 	// (TokenLease), and removed when the gateway stops, so that no run
@@ -245,6 +249,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
 		}
+		maps.Copy(vars, o.Environment)
 		if o.Verbose {
 			o.Logger.Debug("FUNCTION", "function", fn.LogicalID, "code", fn.CodeURI, "env", describe(vars))
 		}

@@ -57,6 +57,9 @@ type Gateway interface {
 // Defaults of Config.
 const (
 	DefaultConcurrency = 16
+	// DefaultHandshakeGrace is API Gateway's integration timeout (29 s),
+	// the longest a $connect can run, and a second.
+	DefaultHandshakeGrace = 30 * time.Second
 )
 
 // Config tunes a Sweeper. The zero value of each field means its default.
@@ -73,6 +76,13 @@ type Config struct {
 	// flight). Default 16: 10,000 connections at 20 ms a call take about
 	// 13 s, well under the account's @connections rate limit.
 	Concurrency int
+	// HandshakeGrace protects connections still in their handshake: until
+	// $connect has returned, the gateway answers 410 for a connection that
+	// $connect has already recorded. A connection the gateway does not
+	// have is removed only once it was recorded at least this long ago;
+	// younger ones are left for a later sweep. Default 30s
+	// (DefaultHandshakeGrace).
+	HandshakeGrace time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Logger receives one line per connection closed or removed, and
@@ -107,6 +117,12 @@ func New(reg Registry, gw Gateway, cfg Config) (*Sweeper, error) {
 	case cfg.Concurrency < 0:
 		return nil, fmt.Errorf("sweep: concurrency %d: want at least 1", cfg.Concurrency)
 	}
+	switch {
+	case cfg.HandshakeGrace == 0:
+		cfg.HandshakeGrace = DefaultHandshakeGrace
+	case cfg.HandshakeGrace < 0:
+		return nil, fmt.Errorf("sweep: handshake grace %v: want a positive duration", cfg.HandshakeGrace)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -122,6 +138,10 @@ type Report struct {
 	Checked int64 `json:"checked"`
 	// Gone connections were unknown to the gateway: their items were removed.
 	Gone int64 `json:"gone"`
+	// Young connections were unknown to the gateway but recorded less than
+	// HandshakeGrace ago (maybe still in their handshake): left for a later
+	// sweep.
+	Young int64 `json:"young"`
 	// Silent connections were closed with 4008 PING_TIMEOUT.
 	Silent int64 `json:"silent"`
 	// Anonymous connections were closed with 4004 IDENTIFY_FAILED.
@@ -131,10 +151,11 @@ type Report struct {
 	Failed int64 `json:"failed"`
 }
 
-type counters struct{ checked, gone, silent, anonymous, failed atomic.Int64 }
+type counters struct{ checked, gone, young, silent, anonymous, failed atomic.Int64 }
 
 func (c *counters) report() Report {
-	return Report{c.checked.Load(), c.gone.Load(), c.silent.Load(), c.anonymous.Load(), c.failed.Load()}
+	return Report{Checked: c.checked.Load(), Gone: c.gone.Load(), Young: c.young.Load(),
+		Silent: c.silent.Load(), Anonymous: c.anonymous.Load(), Failed: c.failed.Load()}
 }
 
 // Run sweeps once: it lists every connection of the registry and checks
@@ -178,6 +199,10 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 func (s *Sweeper) check(ctx context.Context, c router.Connection, n *counters) error {
 	st, err := s.gw.Status(ctx, c.ID)
 	if errors.Is(err, router.ErrGone) {
+		if s.cfg.Now().Sub(c.ConnectedAt) < s.cfg.HandshakeGrace {
+			n.young.Add(1) // perhaps its $connect has not returned yet
+			return nil
+		}
 		if err := s.reg.RemoveConnection(ctx, c.ID); err != nil {
 			return fmt.Errorf("remove gone connection: %w", err)
 		}

@@ -272,9 +272,25 @@ func TestACancelledSweepSaysSo(t *testing.T) {
 }
 
 func TestConfigIsChecked(t *testing.T) {
-	for _, cfg := range []sweep.Config{{PingInterval: -1}, {IdentifyTimeout: -1}, {Concurrency: -1}} {
+	for _, cfg := range []sweep.Config{{PingInterval: -1}, {IdentifyTimeout: -1}, {Concurrency: -1}, {HandshakeGrace: -1}} {
 		if _, err := sweep.New(memstore.New(), newGateway(), cfg); err == nil {
 			t.Errorf("New(%+v): got no error", cfg)
 		}
+	}
+}
+
+// A connection the gateway does not know, recorded a moment ago, may be in
+// its handshake ($connect has recorded it and not returned yet, and the
+// gateway answers 410 until it has): it is left for a later sweep.
+func TestAConnectionInItsHandshakeIsLeftAlone(t *testing.T) {
+	w := newWorld(t)
+	id := w.conn(10*time.Second, 0, "", false)
+	s := w.sweeper(nil, sweep.Config{HandshakeGrace: 30 * time.Second})
+	if r, err := s.Run(t.Context()); err != nil || r != (sweep.Report{Checked: 1, Young: 1}) || !w.stored(id) {
+		t.Fatalf("got %+v, %v, stored %v; want it left, counted young", r, err, w.stored(id))
+	}
+	w.now = w.now.Add(21 * time.Second)
+	if r, err := s.Run(t.Context()); err != nil || r != (sweep.Report{Checked: 1, Gone: 1}) || w.stored(id) {
+		t.Fatalf("30 s after it connected: got %+v, %v, stored %v; want it removed", r, err, w.stored(id))
 	}
 }
