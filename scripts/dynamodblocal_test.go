@@ -113,8 +113,13 @@ func TestServeListensOnLoopbackAndCleansUp(t *testing.T) {
 			t.Errorf("DynamoDB Local listens on %s, want the loopback interface only", a)
 		}
 	}
-	if line := <-said; !strings.Contains(line, "listening on 127.0.0.1 only") {
-		t.Errorf("the script says %q, want it to say where it listens", line)
+	select {
+	case line := <-said:
+		if !strings.Contains(line, "listening on 127.0.0.1 only") {
+			t.Errorf("the script says %q, want it to say where it listens", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the script never said where it serves")
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) != 1 {
 		t.Errorf("scratch folders while serving: %v, want one", entries)

@@ -122,7 +122,8 @@ func (f sweepEvery) Set(v string) error {
 }
 
 // parameterOverrides is the --parameter-overrides flag: Key=Value pairs
-// separated by spaces, or SAM's ParameterKey=K,ParameterValue=V form.
+// separated by spaces, or SAM's ParameterKey=K,ParameterValue=V form; a
+// value with spaces is quoted, as with SAM: SweepSchedule="rate(5 minutes)".
 type parameterOverrides struct{ m *map[string]string }
 
 func (f parameterOverrides) String() string {
@@ -140,7 +141,11 @@ func (f parameterOverrides) Set(v string) error {
 	if *f.m == nil {
 		*f.m = map[string]string{}
 	}
-	for _, field := range strings.Fields(v) {
+	fields, err := splitQuoted(v)
+	if err != nil {
+		return err
+	}
+	for _, field := range fields {
 		if k, ok := strings.CutPrefix(field, "ParameterKey="); ok {
 			key, val, found := strings.Cut(k, ",ParameterValue=")
 			if !found {
@@ -156,4 +161,39 @@ func (f parameterOverrides) Set(v string) error {
 		(*f.m)[key] = val
 	}
 	return nil
+}
+
+// splitQuoted splits s at spaces outside double or single quotes, and
+// removes the quotes: `A=1 B="x y"` is [A=1 B=x y].
+func splitQuoted(s string) ([]string, error) {
+	var fields []string
+	var cur strings.Builder
+	var quote rune
+	inField := false
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, inField = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inField {
+				fields = append(fields, cur.String())
+				cur.Reset()
+				inField = false
+			}
+		default:
+			cur.WriteRune(r)
+			inField = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("%q: a quote is not closed", s)
+	}
+	if inField {
+		fields = append(fields, cur.String())
+	}
+	return fields, nil
 }

@@ -99,12 +99,32 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--parameter-overrides", "Nope=1", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "no such parameter"},
 		{[]string{"--parameter-overrides", "PingIntervalMs=5", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "PingIntervalMs=5"},
 		{[]string{"--parameter-overrides", "SweepSchedule=cron(0/5)", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "does not match"},
+		{[]string{"--parameter-overrides", `SweepSchedule="rate(5 minutes)`}, "not closed"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr syncBuffer
 		err := run(context.Background(), tt.args, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error()+stderr.String(), tt.want) {
 			t.Errorf("%v: got %v (stderr %q), want an error mentioning %q", tt.args, err, stderr.String(), tt.want)
+		}
+	}
+}
+
+func TestParameterOverridesTakeQuotedValues(t *testing.T) {
+	var got map[string]string
+	f := parameterOverrides{&got}
+	for _, v := range []string{`SweepSchedule="rate(5 minutes)" PingIntervalMs=5000`, `ParameterKey=LogLevel,ParameterValue='debug'`} {
+		if err := f.Set(v); err != nil {
+			t.Fatalf("Set(%s): %v", v, err)
+		}
+	}
+	want := map[string]string{"SweepSchedule": "rate(5 minutes)", "PingIntervalMs": "5000", "LogLevel": "debug"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
 		}
 	}
 }

@@ -96,7 +96,7 @@ func runSoak(ctx context.Context, cfg Config, progress io.Writer) (*result, erro
 		}
 	}
 	final := logs.sweepTotals().minus(during)
-	conns, members, err := countItems(ctx, s.Store())
+	conns, members, err := countItems(ctx, s.Store(), s.ManagementEndpoint())
 	if err != nil {
 		return nil, fmt.Errorf("count the items left: %w", err)
 	}
@@ -257,11 +257,11 @@ func (s faultyStore) RemoveConnection(ctx context.Context, connID string) error 
 	return s.Store.RemoveConnection(ctx, connID)
 }
 
-// countItems counts the connection items and the GLOBAL memberships
-// (identified connections) that st still holds.
-func countItems(ctx context.Context, st localrun.Registry) (conns, members int, err error) {
+// countItems counts the connection items of the gateway and the GLOBAL
+// memberships (identified connections) that st still holds.
+func countItems(ctx context.Context, st localrun.Registry, gateway string) (conns, members int, err error) {
 	var mu sync.Mutex
-	err = st.Connections(ctx, func(p []router.Connection) error {
+	err = st.Connections(ctx, gateway, func(p []router.Connection) error {
 		mu.Lock()
 		conns += len(p)
 		mu.Unlock()

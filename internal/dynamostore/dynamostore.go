@@ -16,13 +16,16 @@
 // Query per shard, run in parallel; IDENTIFY is one TransactWriteItems; no
 // message path ever scans. The sweeper lists every connection item, identified
 // or not, through the global secondary index "connections" (hash connShard =
-// CONNS#<shard>, range connectedAt): one Query per shard and page, in
-// parallel; the index holds only connection items. Reads are strongly consistent, so that a message
+// CONNS#<gateway hash>#<shard>, range connectedAt): one Query per shard and
+// page, in parallel, for the connections of one gateway; the index holds
+// only connection items. Reads are strongly consistent, so that a message
 // sent right after an IDENTIFY answer reaches and is sent by the new member.
 package dynamostore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -142,7 +145,12 @@ func groupPK(group string) string { return "GROUP#" + group }
 
 func shardPK(shard int) string { return "ALL#" + strconv.Itoa(shard) }
 
-func connShardKey(shard int) string { return "CONNS#" + strconv.Itoa(shard) }
+// connShardKey is the connections index's key of a gateway's shard:
+// CONNS#<the first 16 hex digits of the SHA-256 of the gateway's name>#<n>.
+func connShardKey(gateway string, shard int) string {
+	sum := sha256.Sum256([]byte(gateway))
+	return "CONNS#" + hex.EncodeToString(sum[:8]) + "#" + strconv.Itoa(shard)
+}
 
 func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(pk), attrSK: str(sk)}
@@ -159,7 +167,7 @@ func (s *Store) shardOf(connID string) int {
 func (s *Store) AddConnection(ctx context.Context, c router.Connection) error {
 	item := connKey(c.ID)
 	item[attrConnectedAt] = millis(c.ConnectedAt)
-	item[attrConnShard] = str(connShardKey(s.shardOf(c.ID)))
+	item[attrConnShard] = str(connShardKey(c.Gateway, s.shardOf(c.ID)))
 	item[attrExpiresAt] = seconds(c.ExpiresAt)
 	if c.SourceIP != "" {
 		item[attrSourceIP] = str(c.SourceIP)
@@ -348,24 +356,26 @@ func (s *Store) AllMembers(ctx context.Context, fn func([]router.Member) error) 
 	})
 }
 
-// Connections calls fn with each page of every connection item, identified
-// or not, expired or not (TTL deletes items only eventually): one Query of
+// Connections calls fn with each page of every connection item of a
+// gateway (router.Connection.Gateway), identified or not, expired or not (TTL deletes items only eventually): one Query of
 // the connections index per shard and page, the shards in parallel, so fn
 // is called from one goroutine per shard. The index is eventually
 // consistent: a connection recorded a moment ago may be missing, and one
 // removed a moment ago may still be listed.
-func (s *Store) Connections(ctx context.Context, fn func([]router.Connection) error) error {
+func (s *Store) Connections(ctx context.Context, gateway string, fn func([]router.Connection) error) error {
 	return s.eachShard(ctx, func(ctx context.Context, shard int) error {
 		in := &dynamodb.QueryInput{
 			TableName:                 s.table,
 			IndexName:                 aws.String(IndexConnections),
 			KeyConditionExpression:    aws.String("#cs = :cs"),
 			ExpressionAttributeNames:  map[string]string{"#cs": attrConnShard},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":cs": str(connShardKey(shard))},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":cs": str(connShardKey(gateway, shard))},
 		}
 		return queryPages(ctx, s, in, func(item map[string]types.AttributeValue) (router.Connection, bool) {
 			id, ok := strings.CutPrefix(strOf(item[attrPK]), connPrefix)
-			return connFrom(id, item), ok
+			c := connFrom(id, item)
+			c.Gateway = gateway
+			return c, ok
 		}, fn)
 	})
 }

@@ -140,7 +140,7 @@ func TestEnsureTableAddsTheIndexToAnOldTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	if err := s.Connections(t.Context(), func(page []router.Connection) error {
+	if err := s.Connections(t.Context(), "", func(page []router.Connection) error {
 		for _, c := range page {
 			ids = append(ids, c.ID)
 		}

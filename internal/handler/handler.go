@@ -31,7 +31,7 @@ import (
 // the listing of every connection that the sweeper needs.
 type Store interface {
 	router.Store
-	Connections(ctx context.Context, fn func([]router.Connection) error) error
+	Connections(ctx context.Context, gateway string, fn func([]router.Connection) error) error
 }
 
 // Sender reaches connections through the gateway's management API: what
@@ -136,7 +136,9 @@ func (h *Handlers) routerFor(rc events.APIGatewayWebsocketProxyRequestContext) (
 	if err != nil {
 		return nil, err
 	}
-	r, err := router.New(h.b.Store, sender, h.b.Settings.RouterConfig(h.log))
+	cfg := h.b.Settings.RouterConfig(h.log)
+	cfg.Gateway = endpoint
+	r, err := router.New(h.b.Store, sender, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +146,6 @@ func (h *Handlers) routerFor(rc events.APIGatewayWebsocketProxyRequestContext) (
 	return r, nil
 }
 
-// connectedAt returns when the connection was opened, or the zero time when
-// the event does not say (API Gateway always does): the router then takes
-// the current time, rather than 1970, which would make the connection
-// expired at birth.
 // senderLocked returns the sender of a management endpoint, made once.
 // The caller holds h.mu.
 func (h *Handlers) senderLocked(endpoint string) (Sender, error) {
@@ -162,6 +160,10 @@ func (h *Handlers) senderLocked(endpoint string) (Sender, error) {
 	return snd, nil
 }
 
+// connectedAt returns when the connection was opened, or the zero time when
+// the event does not say (API Gateway always does): the router then takes
+// the current time, rather than 1970, which would make the connection
+// expired at birth.
 func connectedAt(rc events.APIGatewayWebsocketProxyRequestContext) time.Time {
 	if rc.ConnectedAt <= 0 {
 		return time.Time{}
@@ -259,7 +261,9 @@ func (h *Handlers) Sweep(ctx context.Context, _ events.EventBridgeEvent) (sweep.
 	if err != nil {
 		return sweep.Report{}, err
 	}
-	sw, err := sweep.New(h.b.Store, snd, h.b.Settings.SweepConfig(h.log))
+	cfg := h.b.Settings.SweepConfig(h.log)
+	cfg.Gateway = endpoint
+	sw, err := sweep.New(h.b.Store, snd, cfg)
 	if err != nil {
 		return sweep.Report{}, err
 	}

@@ -60,6 +60,7 @@ func (g *liveGateway) Close(context.Context, string) error        { return nil }
 // calls, per sweep.
 func BenchmarkSweepCost(b *testing.B) {
 	const n = 10000
+	const gateway = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/prod"
 	db := dynamotest.Client(b)
 	table := dynamotest.NewTable(b, db)
 	store, err := dynamostore.New(db, dynamostore.Config{Table: table})
@@ -77,7 +78,7 @@ func BenchmarkSweepCost(b *testing.B) {
 			for i := range ids {
 				at := time.Now()
 				c := router.Connection{ID: fmt.Sprintf("Sweep%010dQ=", i), ConnectedAt: at, ExpiresAt: at.Add(2*time.Hour + 10*time.Minute),
-					SourceIP: "198.51.100.7", UserAgent: "Go-http-client/1.1"}
+					SourceIP: "198.51.100.7", UserAgent: "Go-http-client/1.1", Gateway: gateway}
 				if store.AddConnection(context.Background(), c) != nil {
 					failed.Add(1)
 					continue
@@ -104,7 +105,7 @@ func BenchmarkSweepCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	gw := &liveGateway{}
-	s, err := sweep.New(swept, gw, sweep.Config{Concurrency: sweep.DefaultConcurrency})
+	s, err := sweep.New(swept, gw, sweep.Config{Gateway: gateway, Concurrency: sweep.DefaultConcurrency})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -199,12 +199,14 @@ func TestVerboseLogsRedactSecrets(t *testing.T) {
 
 func TestRedactSecrets(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{`{"op":1,"data":{"token":"mst_abc","group":"g"}}`, `{"op":1,"data":{"token":"[REDACTED]","group":"g"}}`},
-		{`{"accessToken" : "a\"b", "n":1}`, `{"accessToken" : "[REDACTED]", "n":1}`},
+		{`{"op":1,"data":{"token":"mst_abc","group":"g"}}`, `{"data":{"group":"g","token":"[REDACTED]"},"op":1}`},
+		{`{"accessToken" : "a\"b", "n":1}`, `{"accessToken":"[REDACTED]","n":1}`},
 		{`{"Authorization":"Bearer x"}`, `{"Authorization":"[REDACTED]"}`},
 		{`{"token":"cut sho`, `{"token":"[REDACTED]"`},
 		{`{"token":5,"tokens":["a"]}`, `{"token":5,"tokens":["a"]}`},
 		{`{"event":"token","data":"secret"}`, `{"event":"token","data":"secret"}`},
+		{`{"op":1,"data":{"tok\u0065n":"mst_abc","group":"g"}}`, `{"data":{"group":"g","token":"[REDACTED]"},"op":1}`},
+		{`{"x":[{"ApiKey":"k1"},{"Cookie":"c"}]}`, `{"x":[{"ApiKey":"[REDACTED]"},{"Cookie":"[REDACTED]"}]}`},
 	}
 	for _, tt := range tests {
 		if got := localgw.RedactSecrets(tt.in); got != tt.want {

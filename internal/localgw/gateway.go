@@ -320,6 +320,9 @@ func (g *Gateway) Close() error {
 		case <-written:
 		case <-time.After(lingerTime + 2*time.Second):
 			g.log.Warn("gave up waiting for clients to take their close frames")
+			for _, c := range conns {
+				c.nc.Close() // unblocks a writer stuck on a client that does not read
+			}
 		}
 		g.cancel()
 		g.ln.Close()

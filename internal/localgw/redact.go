@@ -2,6 +2,7 @@ package localgw
 
 import (
 	"encoding/json"
+	"io"
 	"regexp"
 	"strings"
 
@@ -11,17 +12,82 @@ import (
 // Redacted replaces a secret in the gateway's logs.
 const Redacted = "[REDACTED]"
 
-// secretField matches a JSON member whose name says it holds a secret
-// (token, secret, password, authorization, api key, cookie, credential)
-// and whose value is a string, even an unterminated one.
-var secretField = regexp.MustCompile(`(?i)("[a-z0-9_.-]*(?:token|secret|password|passwd|authorization|api[_-]?key|cookie|credential)[a-z0-9_.-]*"\s*:\s*)"(?:[^"\\]|\\.)*"?`)
+// secretWords make a name say that it holds a secret.
+const secretWords = `token|secret|password|passwd|authorization|api[_-]?key|cookie|credential`
+
+var (
+	// secretField matches a JSON member whose name says it holds a secret
+	// and whose value is a string, even an unterminated one.
+	secretField = regexp.MustCompile(`(?i)("[a-z0-9_.-]*(?:` + secretWords + `)[a-z0-9_.-]*"\s*:\s*)"(?:[^"\\]|\\.)*"?`)
+	// secretKey matches a decoded member name that says it holds a secret.
+	secretKey = regexp.MustCompile(`(?i)` + secretWords)
+)
 
 // RedactSecrets returns s with the string value of every JSON member whose
-// name says it holds a secret replaced by "[REDACTED]". It works on text
-// that is not valid JSON too (a truncated message), and is the default of
-// Config.Redact.
-func RedactSecrets(s string) string {
-	return secretField.ReplaceAllString(s, `${1}"`+Redacted+`"`)
+// name says it holds a secret (token, secret, password, authorization, api
+// key, cookie, credential) replaced by "[REDACTED]". It is the default of
+// Config.Redact. See RedactSecretsWith.
+func RedactSecrets(s string) string { return RedactSecretsWith(s, nil) }
+
+// RedactSecretsWith is RedactSecrets that also passes every other string
+// through value (nil: none), so that a caller can redact secrets it knows
+// by their shape. Text that is one JSON value is decoded, so that escapes
+// (a member named "tok\u0065n") hide nothing, and written again only if
+// something was redacted; other text (a truncated message) is redacted by
+// pattern, value applied to the whole of it.
+func RedactSecretsWith(s string, value func(string) string) string {
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err == nil {
+		if _, err := d.Token(); err == io.EOF {
+			if redactJSON(&v, value) {
+				b, err := json.Marshal(v)
+				if err == nil {
+					return string(b)
+				}
+			}
+			return s
+		}
+	}
+	out := secretField.ReplaceAllString(s, `${1}"`+Redacted+`"`)
+	if value != nil {
+		out = value(out)
+	}
+	return out
+}
+
+// redactJSON redacts a decoded JSON value in place and reports whether it
+// changed anything.
+func redactJSON(v *any, value func(string) string) bool {
+	changed := false
+	switch x := (*v).(type) {
+	case map[string]any:
+		for k, e := range x {
+			if s, ok := e.(string); ok && secretKey.MatchString(k) {
+				if s != Redacted {
+					x[k], changed = Redacted, true
+				}
+				continue
+			}
+			if redactJSON(&e, value) {
+				x[k], changed = e, true
+			}
+		}
+	case []any:
+		for i := range x {
+			if redactJSON(&x[i], value) {
+				changed = true
+			}
+		}
+	case string:
+		if value != nil {
+			if r := value(x); r != x {
+				*v, changed = r, true
+			}
+		}
+	}
+	return changed
 }
 
 // secretName reports whether a header or query parameter name says it

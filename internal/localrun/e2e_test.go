@@ -22,7 +22,9 @@ const e2eToken = "mst_end-to-end"
 // startLocal runs template.yaml's functions on the local gateway for a test.
 func startLocal(t *testing.T, o localrun.Options) *localrun.Server {
 	t.Helper()
-	o.Addr = "127.0.0.1:0"
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
 	o.Template = "../../template.yaml"
 	o.Token = e2eToken
 	o.BuildDir = t.TempDir()

@@ -311,7 +311,7 @@ func (w *faultWorld) healed(live []*peer, all []*peer) {
 	}
 	var mu sync.Mutex
 	conns := map[string]string{} // connection → service ("" if anonymous)
-	if err := w.store.Connections(ctx, func(page []router.Connection) error {
+	if err := w.store.Connections(ctx, w.s.ManagementEndpoint(), func(page []router.Connection) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range page {
@@ -629,7 +629,7 @@ func TestADisconnectKilledHalfWayIsFinishedBySweeping(t *testing.T) {
 	eventuallyFor(t, 10*time.Second, func() bool { return killed.Load() > 0 }, "the $disconnect never reached the connection item")
 	time.Sleep(1500 * time.Millisecond) // the invocation is over
 	var conn atomic.Int64
-	w.store.Connections(t.Context(), func(page []router.Connection) error { conn.Add(int64(len(page))); return nil })
+	w.store.Connections(t.Context(), w.s.ManagementEndpoint(), func(page []router.Connection) error { conn.Add(int64(len(page))); return nil })
 	if conn := conn.Load(); conn != 3 {
 		t.Fatalf("before the sweep the table lists %d connections, want 3 (c's item left behind)", conn)
 	}
@@ -637,8 +637,9 @@ func TestADisconnectKilledHalfWayIsFinishedBySweeping(t *testing.T) {
 }
 
 // The gateway process is killed under connected services: no $disconnect
-// runs. A new gateway on the same table sweeps the old connections away;
-// the killed gateway's token expires on its own.
+// runs. The gateway started again (same address, so the same management
+// endpoint, as an API Gateway stage keeps its own) sweeps the old
+// connections away; the killed gateway's token expires on its own.
 func TestConnectionsOfAKilledGatewayAreSweptAway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the localgw command")
@@ -682,7 +683,8 @@ func TestConnectionsOfAKilledGatewayAreSweptAway(t *testing.T) {
 		}
 	}
 
-	w := newFaultWorld(t, ep, table, nil)
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/dev")
+	w := newFaultWorld(t, ep, table, func(o *localrun.Options) { o.Addr = addr })
 	a, b := w.join("a", "fault"), w.join("b", "fault")
 	w.healed([]*peer{a, b}, append(old, a, b))
 

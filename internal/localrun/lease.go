@@ -33,7 +33,9 @@ type tokenLease struct {
 }
 
 // startLease stores the token, or takes over one that an earlier local
-// gateway (killed before it could remove it) left behind.
+// gateway (killed before it could remove it) left behind and that has
+// expired. One whose lease still runs belongs to a local gateway that is
+// running with the same --token: it is used, and left to that gateway.
 func startLease(ctx context.Context, store Registry, plain string, lease time.Duration, log *slog.Logger) (tokenLease, error) {
 	l := tokenLease{store: store, hash: token.HashOf(plain), lease: lease, log: log}
 	now := time.Now()
@@ -48,6 +50,10 @@ func startLease(ctx context.Context, store Registry, plain string, lease time.Du
 		}
 		if t.Name != leaseName {
 			log.Info("the token is one of the table's own; it is used as it is and kept on stop", "token", l.hash.ID(), "name", t.Name)
+			return l, nil
+		}
+		if !t.Expired(now) {
+			log.Warn("another local gateway holds this token's lease: it is used, and removed when that gateway stops", "token", l.hash.ID())
 			return l, nil
 		}
 		if err := store.ExtendToken(ctx, l.hash, now.Add(lease)); err != nil {

@@ -653,5 +653,7 @@ var tokenPattern = regexp.MustCompile(regexp.QuoteMeta(token.Prefix) + `[A-Za-z0
 // JSON member named like a secret (IDENTIFY's data.token among them), and
 // any mastersocket token wherever else it appears.
 func redactTokens(s string) string {
-	return tokenPattern.ReplaceAllString(localgw.RedactSecrets(s), token.Prefix+localgw.Redacted)
+	return localgw.RedactSecretsWith(s, func(v string) string {
+		return tokenPattern.ReplaceAllString(v, token.Prefix+localgw.Redacted)
+	})
 }

@@ -28,7 +28,7 @@ func items(t *testing.T, s *localrun.Server) []string {
 	t.Helper()
 	var mu sync.Mutex
 	var ids []string
-	if err := s.Store().Connections(t.Context(), func(page []router.Connection) error {
+	if err := s.Store().Connections(t.Context(), s.ManagementEndpoint(), func(page []router.Connection) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range page {
@@ -117,7 +117,8 @@ func TestTheTokenIsLeasedAndRemovedOnStop(t *testing.T) {
 }
 
 // On DynamoDB, a token an operator stored (given with --token) is used and
-// kept; one a killed local gateway left behind is taken over and removed.
+// kept; one a killed local gateway left behind (expired) is taken over and
+// removed; one another running local gateway holds is used and left to it.
 func TestTokensOfTheTableAreKept(t *testing.T) {
 	db := dynamotest.Client(t)
 	table := dynamotest.NewTable(t, db)
@@ -126,11 +127,12 @@ func TestTokensOfTheTableAreKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	operator, leftover := "mst_operator-made", "mst_left-by-a-killed-gateway"
+	operator, leftover, held := "mst_operator-made", "mst_left-by-a-killed-gateway", "mst_held-by-another-gateway"
 	st.PutToken(t.Context(), token.Token{Hash: token.HashOf(operator), Name: "crawler", Groups: []string{"g"}, CreatedAt: now})
 	st.PutToken(t.Context(), token.Token{Hash: token.HashOf(leftover), Name: "localgw", AllGroups: true, CreatedAt: now, ExpiresAt: now.Add(-time.Minute)})
+	st.PutToken(t.Context(), token.Token{Hash: token.HashOf(held), Name: "localgw", AllGroups: true, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
 
-	for tok, keep := range map[string]bool{operator: true, leftover: false} {
+	for tok, keep := range map[string]bool{operator: true, leftover: false, held: true} {
 		s, err := localrun.Start(t.Context(), localrun.Options{
 			Addr: "127.0.0.1:0", Template: "../../template.yaml", Token: tok, Logger: testLogger(),
 			Store: localrun.StoreDynamoDB, DynamoDBEndpoint: dynamotest.Endpoint(t), Table: table,
@@ -214,6 +216,7 @@ func TestVerboseLogsHoldNoToken(t *testing.T) {
 	v := connectSvc(t, s, "v")
 	v.identify("g")
 	v.send(`{"op":0,"event":"LEAK","data":{"note":"my key is ` + e2eToken + `"},"intent":{"target":"GLOBAL"}}`)
+	v.send(`{"op":0,"event":"ESCAPED","data":"\u006d` + strings.TrimPrefix(e2eToken, "m") + `","intent":{"target":"GLOBAL"}}`)
 	v.send(`{"op":3}`)
 	v.next()
 	s.Close()

@@ -163,13 +163,16 @@ func (s *Store) AllMembers(ctx context.Context, fn func([]router.Member) error) 
 	return pages(ctx, s.pageSize(), members, fn)
 }
 
-// Connections calls fn with each page of every recorded connection,
-// identified or not, expired or not, in no particular order: what the
-// sweeper checks against the gateway.
-func (s *Store) Connections(ctx context.Context, fn func([]router.Connection) error) error {
+// Connections calls fn with each page of every recorded connection of a
+// gateway, identified or not, expired or not, in no particular order: what
+// the sweeper checks against the gateway.
+func (s *Store) Connections(ctx context.Context, gateway string, fn func([]router.Connection) error) error {
 	s.mu.RLock()
 	conns := make([]router.Connection, 0, len(s.conns))
 	for _, c := range s.conns {
+		if c.Gateway != gateway {
+			continue
+		}
 		if c.Identity != nil {
 			id := *c.Identity
 			c.Identity = &id

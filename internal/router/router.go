@@ -62,6 +62,10 @@ type Config struct {
 	// fan-out ends inside API Gateway's 29 s integration timeout; deliveries
 	// still running then count as failed. Default 25s.
 	DeliveryTimeout time.Duration
+	// Gateway names the gateway this router serves (its management
+	// endpoint); Connect records it with each connection, so that the
+	// gateway's sweeper finds its connections and no other's. Default "".
+	Gateway string
 	// IdentifyTimeout is how long after connecting a connection may stay
 	// anonymous. After it, an IDENTIFY, an EVENT or a REPLY from an anonymous
 	// connection closes it with IDENTIFY_FAILED (the sweeper closes those
@@ -157,6 +161,7 @@ func (r *Router) Config() Config { return r.cfg }
 // unreachable and the connection should be refused.
 func (r *Router) Connect(ctx context.Context, c Connection) error {
 	c.Identity = nil
+	c.Gateway = r.cfg.Gateway
 	if c.ConnectedAt.IsZero() {
 		c.ConnectedAt = r.cfg.Now()
 	}

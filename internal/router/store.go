@@ -26,6 +26,10 @@ type Connection struct {
 	// ExpiresAt is when the registry may forget the connection and its
 	// mappings on its own: the gateway closes every connection before then.
 	ExpiresAt time.Time
+	// Gateway names the gateway the connection belongs to (its management
+	// endpoint, with the stage): the sweeper of a gateway lists only that
+	// gateway's connections.
+	Gateway   string
 	SourceIP  string
 	UserAgent string
 	// Identity is nil until the connection has identified.

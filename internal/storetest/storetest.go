@@ -21,7 +21,7 @@ import (
 // Store is a registry with the token administration that socketctl uses.
 type Store interface {
 	router.Store
-	Connections(ctx context.Context, fn func([]router.Connection) error) error
+	Connections(ctx context.Context, gateway string, fn func([]router.Connection) error) error
 	PutToken(ctx context.Context, t token.Token) error
 	ExtendToken(ctx context.Context, h token.Hash, expiresAt time.Time) error
 	Tokens(ctx context.Context) ([]token.Token, error)
@@ -60,10 +60,14 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 // now is truncated to milliseconds, the precision stores keep.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
+// gateway is the gateway of the connections the suite records.
+const gateway = "https://storetest.example/dev"
+
 func newConn() router.Connection {
 	at := now()
 	return router.Connection{
 		ID:          uuid.NewString()[:15] + "=",
+		Gateway:     gateway,
 		ConnectedAt: at,
 		ExpiresAt:   at.Add(2*time.Hour + 10*time.Minute),
 		SourceIP:    "192.0.2.7",
@@ -455,7 +459,7 @@ func testTokens(t *testing.T, s Store) {
 	}
 }
 
-// connections lists s.Connections by id. Listing may be eventually
+// connections lists s.Connections of the suite's gateway by id. Listing may be eventually
 // consistent (a secondary index), so it retries for a few seconds until
 // want(listing) holds, and returns the last listing.
 func connections(t *testing.T, s Store, want func(map[string]router.Connection) bool) map[string]router.Connection {
@@ -464,7 +468,7 @@ func connections(t *testing.T, s Store, want func(map[string]router.Connection) 
 	for {
 		var mu sync.Mutex
 		got := map[string]router.Connection{}
-		err := s.Connections(t.Context(), func(page []router.Connection) error {
+		err := s.Connections(t.Context(), gateway, func(page []router.Connection) error {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, c := range page {
@@ -497,6 +501,10 @@ func testConnections(t *testing.T, s Store) {
 	if err := s.RemoveConnection(t.Context(), gone.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A connection of another gateway sharing the registry is not listed.
+	other := newConn()
+	other.Gateway = "http://127.0.0.1:3001/dev"
+	add(t, s, other)
 
 	// The expired one is listed until TTL deletes it (DynamoDB Local's TTL
 	// may have done so already).
@@ -506,6 +514,9 @@ func testConnections(t *testing.T, s Store) {
 		_, gotMember := m[member.ID]
 		return !gotGone && gotAnon && gotMember
 	})
+	if _, ok := got[other.ID]; ok {
+		t.Errorf("a connection of another gateway is listed")
+	}
 	if _, ok := got[gone.ID]; ok || len(got) < 2 || len(got) > 3 {
 		t.Fatalf("got %d connections %v, want the anonymous and the identified one, and the expired one unless TTL took it", len(got), got)
 	}
@@ -513,7 +524,7 @@ func testConnections(t *testing.T, s Store) {
 		t.Errorf("anonymous connection listed as %+v, want connected at %v without identity", c, anon.ConnectedAt)
 	}
 	if c := got[member.ID]; c.Identity == nil || c.Identity.ServiceID != member.Identity.ServiceID || c.Identity.Group != "g" ||
-		!c.ConnectedAt.Equal(member.ConnectedAt) {
+		!c.ConnectedAt.Equal(member.ConnectedAt) || c.Gateway != gateway {
 		t.Errorf("member listed as %+v, want %+v", c, member)
 	}
 	if c, ok := got[old.ID]; ok && c.ExpiresAt.Unix() != old.ExpiresAt.Unix() {
@@ -538,7 +549,7 @@ func testConnectionsPages(t *testing.T, s Store) {
 		}
 	}
 	stop := errors.New("stop")
-	if err := s.Connections(t.Context(), func([]router.Connection) error { return stop }); !errors.Is(err, stop) {
+	if err := s.Connections(t.Context(), gateway, func([]router.Connection) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("Connections: got %v, want the callback's error", err)
 	}
 }

@@ -27,9 +27,10 @@ import (
 
 // Registry is the part of the connection registry a sweep needs.
 type Registry interface {
-	// Connections calls fn with each page of every recorded connection,
-	// identified or not; it may call fn from several goroutines at once.
-	Connections(ctx context.Context, fn func([]router.Connection) error) error
+	// Connections calls fn with each page of every recorded connection of
+	// a gateway (router.Connection.Gateway), identified or not; it may call
+	// fn from several goroutines at once.
+	Connections(ctx context.Context, gateway string, fn func([]router.Connection) error) error
 	// Connection returns a recorded, live connection, read consistently,
 	// or router.ErrNotFound.
 	Connection(ctx context.Context, connID string) (router.Connection, error)
@@ -64,6 +65,11 @@ const (
 
 // Config tunes a Sweeper. The zero value of each field means its default.
 type Config struct {
+	// Gateway names the gateway swept (its management endpoint, as its
+	// routers record it with each connection): connections of other
+	// gateways sharing the registry are never touched, since this gateway
+	// would answer 410 for every one of them.
+	Gateway string
 	// PingInterval is the heartbeat interval announced to identified
 	// connections: one silent for longer than twice this is closed with
 	// PING_TIMEOUT. Default router.DefaultPingInterval (30s).
@@ -168,7 +174,7 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 		wg    sync.WaitGroup
 		slots = make(chan struct{}, s.cfg.Concurrency)
 	)
-	err := s.reg.Connections(ctx, func(page []router.Connection) error {
+	err := s.reg.Connections(ctx, s.cfg.Gateway, func(page []router.Connection) error {
 		for _, c := range page {
 			select {
 			case slots <- struct{}{}:
@@ -191,6 +197,9 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 	r := n.report()
 	if err != nil {
 		return r, fmt.Errorf("sweep: list connections: %w", err)
+	}
+	if err := ctx.Err(); err != nil { // listed in time, but not every check ran
+		return r, fmt.Errorf("sweep: %d of the connections checked before the time ran out: %w", r.Checked-r.Failed, err)
 	}
 	return r, nil
 }

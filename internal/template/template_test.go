@@ -721,7 +721,8 @@ func checkSchedule(tpl *Template, _ string) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("parameter SweepSchedule: AllowedPattern %q: %v", str(pattern), err))
 	} else {
-		for _, expr := range []string{"rate(1 minute)", "rate(5 minutes)", "rate(2 hours)", "rate(0 minutes)", "cron(0 * * * ? *)"} {
+		for _, expr := range []string{"rate(1 minute)", "rate(5 minutes)", "rate(2 hours)", "rate(10 days)", "rate(0 minutes)",
+			"rate(1 minutes)", "rate(5 minute)", "rate(10 seconds)", "cron(0 * * * ? *)"} {
 			_, rateErr := RateInterval(expr)
 			if re.MatchString(expr) != (rateErr == nil) {
 				errs = append(errs, fmt.Errorf("parameter SweepSchedule: AllowedPattern matches %q: %v; the local gateway parses it: %v", expr, re.MatchString(expr), rateErr))
