@@ -95,12 +95,11 @@ func EnsureTable(ctx context.Context, api TableAPI, name string) (created bool, 
 // ensureIndex adds the connections index to a table that lacks it, and
 // waits until the index is active.
 func ensureIndex(ctx context.Context, api TableAPI, name string, table *types.TableDescription) error {
-	if table != nil {
-		for _, gsi := range table.GlobalSecondaryIndexes {
-			if aws.ToString(gsi.IndexName) == IndexConnections {
-				return waitForIndex(ctx, api, name)
-			}
-		}
+	switch idx := connectionsIndexOf(table); {
+	case idx != nil && idx.IndexStatus == types.IndexStatusActive:
+		return nil
+	case idx != nil:
+		return waitForIndex(ctx, api, name)
 	}
 	index, keys, projection := connectionsIndex()
 	_, err := api.UpdateTable(ctx, &dynamodb.UpdateTableInput{
@@ -127,10 +126,8 @@ func waitForIndex(ctx context.Context, api TableAPI, name string) error {
 		if err != nil {
 			return fmt.Errorf("describe table %s: %w", name, err)
 		}
-		for _, gsi := range out.Table.GlobalSecondaryIndexes {
-			if aws.ToString(gsi.IndexName) == IndexConnections && gsi.IndexStatus == types.IndexStatusActive {
-				return nil
-			}
+		if idx := connectionsIndexOf(out.Table); idx != nil && idx.IndexStatus == types.IndexStatusActive {
+			return nil
 		}
 		if err := sleep(ctx, delay); err != nil {
 			return fmt.Errorf("wait for index %s of table %s: %w", IndexConnections, name, err)
@@ -174,10 +171,22 @@ func CheckTable(ctx context.Context, api TableAPI, name string) error {
 	case err != nil:
 		return fmt.Errorf("describe table %s: %w", name, err)
 	}
-	for _, gsi := range desc.Table.GlobalSecondaryIndexes {
+	if connectionsIndexOf(desc.Table) == nil {
+		return fmt.Errorf("table %s has no %s index: update the stack with this version's template.yaml", name, IndexConnections)
+	}
+	return nil
+}
+
+// connectionsIndexOf returns the connections index of a table description,
+// or nil when it has none.
+func connectionsIndexOf(table *types.TableDescription) *types.GlobalSecondaryIndexDescription {
+	if table == nil {
+		return nil
+	}
+	for i, gsi := range table.GlobalSecondaryIndexes {
 		if aws.ToString(gsi.IndexName) == IndexConnections {
-			return nil
+			return &table.GlobalSecondaryIndexes[i]
 		}
 	}
-	return fmt.Errorf("table %s has no %s index: update the stack with this version's template.yaml", name, IndexConnections)
+	return nil
 }

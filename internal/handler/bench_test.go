@@ -14,7 +14,9 @@ import (
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
 )
 
-// countingAPI wraps the DynamoDB client and counts the calls the store makes.
+// countingAPI wraps the DynamoDB client and counts the calls the store
+// makes, by operation: "GetItem", "Query", and "Query index/NAME" for a
+// Query of an index.
 type countingAPI struct {
 	dynamostore.API
 	mu    sync.Mutex
@@ -50,8 +52,17 @@ func (c *countingAPI) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInp
 	return c.API.DeleteItem(ctx, in, o...)
 }
 
+func (c *countingAPI) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c.count("UpdateItem")
+	return c.API.UpdateItem(ctx, in, o...)
+}
+
 func (c *countingAPI) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	c.count("Query")
+	if in.IndexName != nil {
+		c.count("Query index/" + *in.IndexName)
+	} else {
+		c.count("Query")
+	}
 	return c.API.Query(ctx, in, o...)
 }
 

@@ -156,6 +156,14 @@ func (c *conn) serve() {
 
 func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 
+// received records a frame from the client: activity for the idle timer,
+// and GetConnection's lastActiveAt.
+func (c *conn) received() {
+	now := time.Now().UnixNano()
+	c.lastActive.Store(now)
+	c.lastReceived.Store(now)
+}
+
 // deadline is when the connection closes for idleness or age, unless a
 // frame comes or goes before.
 func (c *conn) deadline() time.Time {
@@ -346,8 +354,7 @@ func (c *conn) reader() {
 		}
 		closed := c.state.Load() == stateClosed
 		if !closed {
-			c.touch()
-			c.lastReceived.Store(time.Now().UnixNano())
+			c.received()
 		}
 		switch {
 		case closed:

@@ -302,15 +302,22 @@ func TestProtocolEndToEnd(t *testing.T) {
 	}
 }
 
-// eventually retries check until it holds.
+// eventually retries check until it holds, for 10 s.
 func eventually(t *testing.T, check func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	eventuallyFor(t, 10*time.Second, check, "condition never held")
+}
+
+// eventuallyFor retries check until it holds, and fails the test with the
+// message once d has passed.
+func eventuallyFor(t *testing.T, d time.Duration, check func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !check() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition never held")
+			t.Fatalf(format, args...)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -66,15 +66,24 @@ func (f *dbFaults) Do(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		op := req.Header.Get("X-Amz-Target")
 		op = op[strings.LastIndex(op, ".")+1:]
-		attempt := 1
-		if m := regexp.MustCompile(`attempt=(\d+)`).FindStringSubmatch(req.Header.Get("Amz-Sdk-Request")); m != nil {
-			attempt, _ = strconv.Atoi(m[1])
-		}
-		if resp, err := fault(dbCall{op, attempt, body, req}); resp != nil || err != nil {
+		if resp, err := fault(dbCall{op, sdkAttempt(req), body, req}); resp != nil || err != nil {
 			return resp, err
 		}
 	}
 	return f.base.Do(req)
+}
+
+var attemptHeader = regexp.MustCompile(`attempt=(\d+)`)
+
+// sdkAttempt returns which attempt of its call the AWS SDK is making with
+// req (its Amz-Sdk-Request header): 1 for the first.
+func sdkAttempt(req *http.Request) int {
+	if m := attemptHeader.FindStringSubmatch(req.Header.Get("Amz-Sdk-Request")); m != nil {
+		if n, err := strconv.Atoi(m[1]); err == nil {
+			return n
+		}
+	}
+	return 1
 }
 
 // dynamoError is an awsJson1_0 error answer of DynamoDB.
@@ -114,12 +123,8 @@ func (f *mgmtFaults) wrap(next http.RoundTripper) http.RoundTripper {
 		fault := f.fault
 		f.mu.Unlock()
 		if fault != nil {
-			attempt := 1
-			if m := regexp.MustCompile(`attempt=(\d+)`).FindStringSubmatch(req.Header.Get("Amz-Sdk-Request")); m != nil {
-				attempt, _ = strconv.Atoi(m[1])
-			}
 			conn := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
-			if resp, err := fault(mgmtCall{req.Method, conn, attempt, req, next}); resp != nil || err != nil {
+			if resp, err := fault(mgmtCall{req.Method, conn, sdkAttempt(req), req, next}); resp != nil || err != nil {
 				return resp, err
 			}
 		}
@@ -370,17 +375,6 @@ func (w *faultWorld) healed(live []*peer, all []*peer) {
 	}
 }
 
-func eventuallyFor(t *testing.T, d time.Duration, check func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !check() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // closeAbruptly drops a peer's TCP connection without a close frame.
 func closeAbruptly(p *peer) {
 	p.c.CloseNow()
@@ -514,29 +508,13 @@ func TestManagementAPIFaultsNeverDeliverTwice(t *testing.T) {
 			}
 			return nil, nil
 		}},
-		{"500 after delivering", func(c mgmtCall) (*http.Response, error) {
-			if c.method != http.MethodPost {
-				return nil, nil
-			}
-			resp, err := c.next.RoundTrip(c.req)
-			if err != nil {
-				return nil, err
-			}
-			resp.Body.Close()
+		{"500 after delivering", deliverThen(func(c mgmtCall) (*http.Response, error) {
 			return mgmtError(c.req, http.StatusInternalServerError, "InternalServerErrorException"), nil
-		}},
-		{"no answer after delivering", func(c mgmtCall) (*http.Response, error) {
-			if c.method != http.MethodPost {
-				return nil, nil
-			}
-			resp, err := c.next.RoundTrip(c.req)
-			if err != nil {
-				return nil, err
-			}
-			resp.Body.Close()
+		})},
+		{"no answer after delivering", deliverThen(func(c mgmtCall) (*http.Response, error) {
 			<-c.req.Context().Done() // the answer never comes
 			return nil, c.req.Context().Err()
-		}},
+		})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ep, table := sharedDynamo(t)
@@ -553,6 +531,22 @@ func TestManagementAPIFaultsNeverDeliverTwice(t *testing.T) {
 			time.Sleep(2500 * time.Millisecond) // past the integration timeout: a retry would have landed
 			w.healed([]*peer{a, b, c}, []*peer{a, b, c})
 		})
+	}
+}
+
+// deliverThen is a fault that lets every post through (the frame is
+// delivered), then answers it with answer instead of the gateway's 200.
+func deliverThen(answer func(mgmtCall) (*http.Response, error)) func(mgmtCall) (*http.Response, error) {
+	return func(c mgmtCall) (*http.Response, error) {
+		if c.method != http.MethodPost {
+			return nil, nil
+		}
+		resp, err := c.next.RoundTrip(c.req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		return answer(c)
 	}
 }
 

@@ -207,8 +207,9 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 // check decides the fate of one listed connection.
 func (s *Sweeper) check(ctx context.Context, c router.Connection, n *counters) error {
 	st, err := s.gw.Status(ctx, c.ID)
+	now := s.cfg.Now()
 	if errors.Is(err, router.ErrGone) {
-		if s.cfg.Now().Sub(c.ConnectedAt) < s.cfg.HandshakeGrace {
+		if now.Sub(c.ConnectedAt) < s.cfg.HandshakeGrace {
 			n.young.Add(1) // perhaps its $connect has not returned yet
 			return nil
 		}
@@ -222,7 +223,6 @@ func (s *Sweeper) check(ctx context.Context, c router.Connection, n *counters) e
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	now := s.cfg.Now()
 	if c.Identity == nil {
 		connectedAt := c.ConnectedAt
 		if !st.ConnectedAt.IsZero() {

@@ -96,18 +96,16 @@ func Parse(data []byte, dir string) (*Template, error) {
 	// unquoted number or boolean in YAML would fail the whole parse.
 	// CloudFormation accepts them as strings: do the same.
 	stringifyEnvironment(raw)
+	restore := setAsideRenderedNumbers(raw)
 	normalised, err := json.Marshal(raw)
-	if err != nil {
-		return nil, err
-	}
-	typed, err := withoutRenderedNumbers(normalised)
+	restore()
 	if err != nil {
 		return nil, err
 	}
 	// This is what goformation.ParseYAMLWithOptions does after processing the
 	// intrinsics; done here so that the processed tree is kept as well.
 	cfn := &cloudformation.Template{}
-	if err := json.Unmarshal(typed, cfn); err != nil {
+	if err := json.Unmarshal(normalised, cfn); err != nil {
 		return nil, err
 	}
 	return &Template{CFN: cfn, Dir: dir, raw: raw}, nil
@@ -170,17 +168,19 @@ func renderSub(_ string, input, _ any) any {
 	return nil
 }
 
-// withoutRenderedNumbers returns a copy of the processed template without
-// the stage route settings whose numbers are rendered intrinsics ("ref:X"):
-// goformation types ThrottlingRateLimit and ThrottlingBurstLimit as numbers
-// and would refuse the whole template. They stay in the raw tree (see
-// RouteSettings).
-func withoutRenderedNumbers(normalised []byte) ([]byte, error) {
-	var copyOf map[string]any
-	if err := json.Unmarshal(normalised, &copyOf); err != nil {
-		return nil, err
+// setAsideRenderedNumbers removes from raw the stage route settings whose
+// numbers are rendered intrinsics ("ref:X"), which goformation types as
+// numbers and would refuse the whole template for (ThrottlingRateLimit,
+// ThrottlingBurstLimit), and returns what puts them back: the typed template
+// goes without them, the raw tree keeps them (see StageThrottling).
+func setAsideRenderedNumbers(raw map[string]any) (restore func()) {
+	type aside struct {
+		settings map[string]any
+		key      string
+		value    any
 	}
-	res, _ := copyOf["Resources"].(map[string]any)
+	var set []aside
+	res, _ := raw["Resources"].(map[string]any)
 	for _, r := range res {
 		m, _ := r.(map[string]any)
 		if m["Type"] != "AWS::ApiGatewayV2::Stage" {
@@ -195,14 +195,19 @@ func withoutRenderedNumbers(normalised []byte) ([]byte, error) {
 		}
 		for _, v := range settings {
 			rs, _ := v.(map[string]any)
-			for k, val := range rs {
-				if _, isString := val.(string); isString && (k == "ThrottlingRateLimit" || k == "ThrottlingBurstLimit") {
+			for _, k := range []string{"ThrottlingRateLimit", "ThrottlingBurstLimit"} {
+				if val, isString := rs[k].(string); isString {
+					set = append(set, aside{rs, k, val})
 					delete(rs, k)
 				}
 			}
 		}
 	}
-	return json.Marshal(copyOf)
+	return func() {
+		for _, a := range set {
+			a.settings[a.key] = a.value
+		}
+	}
 }
 
 // StageThrottling returns the DefaultRouteSettings throttling values of the
