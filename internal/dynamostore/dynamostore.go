@@ -163,7 +163,10 @@ func (s *Store) shardOf(connID string) int {
 	return int(h.Sum32() % uint32(s.cfg.Shards))
 }
 
-// AddConnection records a new, anonymous connection.
+// AddConnection records a new connection: with one PutItem when it is
+// anonymous; with c.Identity, in one TransactWriteItems that writes the
+// connection identified together with its service, group and GLOBAL items,
+// the same transaction Identify makes.
 func (s *Store) AddConnection(ctx context.Context, c router.Connection) error {
 	item := connKey(c.ID)
 	item[attrConnectedAt] = millis(c.ConnectedAt)
@@ -175,21 +178,84 @@ func (s *Store) AddConnection(ctx context.Context, c router.Connection) error {
 	if c.UserAgent != "" {
 		item[attrUserAgent] = str(c.UserAgent)
 	}
-	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: s.table, Item: item}); err != nil {
-		return fmt.Errorf("put connection %s: %w", c.ID, err)
+	if c.Identity == nil {
+		if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: s.table, Item: item}); err != nil {
+			return fmt.Errorf("put connection %s: %w", c.ID, err)
+		}
+		return nil
+	}
+	id := c.Identity
+	item[attrServiceID] = str(id.ServiceID)
+	item[attrGroup] = str(id.Group)
+	item[attrShard] = num(int64(s.shardOf(c.ID)))
+	item[attrIdentifiedAt] = millis(id.IdentifiedAt)
+	conn := types.TransactWriteItem{Put: &types.Put{TableName: s.table, Item: item}}
+	err := s.writeIdentity(ctx, c, conn)
+	var reason cancelled
+	if errors.As(err, &reason) {
+		// Only the service item has a condition: its id is taken.
+		return router.ErrAlreadyIdentified
+	}
+	if err != nil {
+		return fmt.Errorf("put identified connection %s: %w", c.ID, err)
 	}
 	return nil
 }
 
-// Identify writes the connection's identity, its service item, its group
-// membership and its GLOBAL shard membership in one transaction, on
-// condition that the connection is recorded, live and not yet identified.
+// Identify gives a recorded, live, anonymous connection its identity and
+// writes its service, group and GLOBAL items, in one TransactWriteItems.
 func (s *Store) Identify(ctx context.Context, c router.Connection) error {
 	if c.Identity == nil {
 		return errors.New("identify: no identity given")
 	}
 	id := c.Identity
-	shard := s.shardOf(c.ID)
+	conn := types.TransactWriteItem{Update: &types.Update{
+		TableName:           s.table,
+		Key:                 connKey(c.ID),
+		UpdateExpression:    aws.String("SET #s = :s, #g = :g, #sh = :sh, #t = :t"),
+		ConditionExpression: aws.String("attribute_exists(#pk) AND attribute_not_exists(#s) AND #e > :now"),
+		ExpressionAttributeNames: map[string]string{ // "shard" and "group" are reserved words
+			"#pk": attrPK, "#s": attrServiceID, "#g": attrGroup, "#sh": attrShard, "#t": attrIdentifiedAt, "#e": attrExpiresAt,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":s":   str(id.ServiceID),
+			":g":   str(id.Group),
+			":sh":  num(int64(s.shardOf(c.ID))),
+			":t":   millis(id.IdentifiedAt),
+			":now": seconds(s.cfg.Now()),
+		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}}
+	err := s.writeIdentity(ctx, c, conn)
+	var reason cancelled
+	switch {
+	case errors.As(err, &reason) && reason.index == 0:
+		return s.whyNotIdentifiable(ctx, c.ID, reason.item)
+	case errors.As(err, &reason):
+		return router.ErrAlreadyIdentified // the service id is taken
+	case err != nil:
+		return fmt.Errorf("identify %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// cancelled is a transaction refused by the condition of its item index;
+// item is that item as the condition saw it, when DynamoDB returns it.
+type cancelled struct {
+	index int
+	item  map[string]types.AttributeValue
+}
+
+func (c cancelled) Error() string { return fmt.Sprintf("condition of item %d failed", c.index) }
+
+// writeIdentity writes, in one TransactWriteItems, conn (the write of
+// connection c's item) and the items that make c.Identity reachable: its
+// service (on condition that no other connection has it), its group
+// membership and its GLOBAL shard membership. A transaction that conflicts
+// with another is tried again; one refused by a condition returns
+// cancelled.
+func (s *Store) writeIdentity(ctx context.Context, c router.Connection, conn types.TransactWriteItem) error {
+	id := c.Identity
 	exp := seconds(c.ExpiresAt)
 	member := func(pk string) map[string]types.AttributeValue {
 		item := key(pk, connPrefix+c.ID)
@@ -204,28 +270,11 @@ func (s *Store) Identify(ctx context.Context, c router.Connection) error {
 	svc[attrExpiresAt] = exp
 
 	in := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:           s.table,
-			Key:                 connKey(c.ID),
-			UpdateExpression:    aws.String("SET #s = :s, #g = :g, #sh = :sh, #t = :t"),
-			ConditionExpression: aws.String("attribute_exists(#pk) AND attribute_not_exists(#s) AND #e > :now"),
-			ExpressionAttributeNames: map[string]string{ // "shard" and "group" are reserved words
-				"#pk": attrPK, "#s": attrServiceID, "#g": attrGroup, "#sh": attrShard, "#t": attrIdentifiedAt, "#e": attrExpiresAt,
-			},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":s":   str(id.ServiceID),
-				":g":   str(id.Group),
-				":sh":  num(int64(shard)),
-				":t":   millis(id.IdentifiedAt),
-				":now": seconds(s.cfg.Now()),
-			},
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}},
+		conn,
 		{Put: &types.Put{TableName: s.table, Item: svc, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 		{Put: &types.Put{TableName: s.table, Item: member(groupPK(id.Group))}},
-		{Put: &types.Put{TableName: s.table, Item: member(shardPK(shard))}},
+		{Put: &types.Put{TableName: s.table, Item: member(shardPK(s.shardOf(c.ID)))}},
 	}}
-
 	for attempt := 1; ; attempt++ {
 		_, err := s.api.TransactWriteItems(ctx, in)
 		if err == nil {
@@ -233,24 +282,26 @@ func (s *Store) Identify(ctx context.Context, c router.Connection) error {
 		}
 		var tce *types.TransactionCanceledException
 		if !errors.As(err, &tce) || len(tce.CancellationReasons) == 0 {
-			return fmt.Errorf("identify %s: %w", c.ID, err)
+			return err
 		}
-		reason := tce.CancellationReasons[0]
-		switch code := aws.ToString(reason.Code); {
-		case code == "ConditionalCheckFailed":
-			return s.whyNotIdentifiable(ctx, c.ID, reason.Item)
-		case slices.ContainsFunc(tce.CancellationReasons, isConflict) && attempt < maxConflictAttempts:
-			// Another transaction (a concurrent IDENTIFY) holds the item:
-			// try again, and its outcome decides ours.
-			if err := sleep(ctx, backoff(attempt)); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("identify %s: %w", c.ID, err)
+		if i := slices.IndexFunc(tce.CancellationReasons, func(r types.CancellationReason) bool {
+			return aws.ToString(r.Code) == "ConditionalCheckFailed"
+		}); i >= 0 {
+			return cancelled{index: i, item: tce.CancellationReasons[i].Item}
+		}
+		if !slices.ContainsFunc(tce.CancellationReasons, isConflict) || attempt >= maxConflictAttempts {
+			return err
+		}
+		// Another transaction (a concurrent IDENTIFY) holds an item: try
+		// again, and its outcome decides ours.
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return err
 		}
 	}
 }
 
+// maxConflictAttempts bounds the tries of a transaction, or a write, that
+// another transaction holds up.
 const maxConflictAttempts = 8
 
 func isConflict(r types.CancellationReason) bool {

@@ -1,7 +1,8 @@
 // Package handler is the AWS Lambda side of mastersocket: the handlers of the
 // $connect, $disconnect and $default routes of an API Gateway WebSocket API,
-// which turn API Gateway events into calls of the router, the handler of the
-// sweeper's schedule, and the settings they read from the environment. The functions/ mains only wire it up, and
+// which turn API Gateway events into calls of the router, the $connect
+// authorizer, the handler of the sweeper's schedule, and the settings they
+// read from the environment. The functions/ mains only wire it up, and
 // the local gateway invokes the same handlers.
 package handler
 
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/mastersocket/mastersocket/internal/authorizer"
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
 	"github.com/mastersocket/mastersocket/internal/router"
@@ -61,8 +63,9 @@ type Backend struct {
 // state they share: one router, with its identity caches, and one sender
 // per management endpoint.
 type Handlers struct {
-	b   Backend
-	log *slog.Logger
+	b    Backend
+	log  *slog.Logger
+	auth *authorizer.Authorizer
 
 	mu      sync.Mutex
 	routers map[string]*router.Router
@@ -81,6 +84,11 @@ func New(b Backend) (*Handlers, error) {
 	if _, err := router.New(b.Store, nil, b.Settings.RouterConfig(b.Logger)); err != nil {
 		return nil, err
 	}
+	auth, err := authorizer.New(b.Store, b.Settings.AuthorizerConfig())
+	if err != nil {
+		return nil, err
+	}
+	h.auth = auth
 	if ep := b.Settings.ManagementEndpoint; ep != "" {
 		// A bad endpoint fails the cold start, not every invocation.
 		if _, err := h.routerFor(events.APIGatewayWebsocketProxyRequestContext{}); err != nil {
@@ -171,25 +179,37 @@ func connectedAt(rc events.APIGatewayWebsocketProxyRequestContext) time.Time {
 	return time.UnixMilli(rc.ConnectedAt).UTC()
 }
 
-// Connect handles $connect: it records the connection. A broken store
-// returns an error, which makes API Gateway refuse the handshake.
+// Connect handles $connect: it records the connection, identified already
+// when the $connect authorizer vouched for it (see Authorize), anonymous
+// otherwise. It selects the "mastersocket" subprotocol when the client
+// offered it. A broken store returns an error, which makes API Gateway
+// refuse the handshake.
 func (h *Handlers) Connect(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	rc := ev.RequestContext
-	r, err := h.routerFor(rc)
+	id, err := vouchedIdentity(rc)
+	var r *router.Router
+	if err == nil {
+		r, err = h.routerFor(rc)
+	}
 	if err == nil {
 		err = r.Connect(ctx, router.Connection{
 			ID:          rc.ConnectionID,
 			ConnectedAt: connectedAt(rc),
 			SourceIP:    rc.Identity.SourceIP,
 			UserAgent:   rc.Identity.UserAgent,
+			Identity:    id,
 		})
 	}
 	if err != nil {
 		h.log.Error("$connect failed", "connection", rc.ConnectionID, "err", err)
 		return events.APIGatewayProxyResponse{}, err
 	}
-	h.log.Debug("$connect", "connection", rc.ConnectionID, "sourceIp", rc.Identity.SourceIP)
-	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK}, nil
+	if id != nil {
+		h.log.Debug("$connect", "connection", rc.ConnectionID, "sourceIp", rc.Identity.SourceIP, "service", id.ServiceID, "group", id.Group)
+	} else {
+		h.log.Debug("$connect", "connection", rc.ConnectionID, "sourceIp", rc.Identity.SourceIP)
+	}
+	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Headers: subprotocol(ev)}, nil
 }
 
 // Disconnect handles $disconnect: it forgets the connection and every
@@ -226,10 +246,14 @@ func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketPro
 			body = b
 		}
 	}
-	r, err := h.routerFor(rc)
+	id, err := vouchedIdentity(rc)
+	var r *router.Router
+	if err == nil {
+		r, err = h.routerFor(rc)
+	}
 	var reply []byte
 	if err == nil {
-		reply, err = r.Handle(ctx, router.Request{ConnectionID: rc.ConnectionID, ConnectedAt: connectedAt(rc), Body: body})
+		reply, err = r.Handle(ctx, router.Request{ConnectionID: rc.ConnectionID, ConnectedAt: connectedAt(rc), Identity: id, Body: body})
 	}
 	if err != nil {
 		h.log.Error("message failed", "connection", rc.ConnectionID, "err", err)

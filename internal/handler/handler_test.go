@@ -201,6 +201,9 @@ type client struct {
 	id        string
 	at        time.Time
 	serviceID string
+	// authorizer is the requestContext.authorizer of its events, if the
+	// $connect authorizer let it in.
+	authorizer map[string]any
 }
 
 var connSeq struct {
@@ -208,14 +211,40 @@ var connSeq struct {
 	n int
 }
 
-func connect(t testing.TB, h *handler.Handlers) *client {
+// connect0 returns a new client of h that has not connected yet.
+func connect0(t testing.TB, h *handler.Handlers) *client {
 	t.Helper()
 	connSeq.Lock()
 	connSeq.n++
 	id := fmt.Sprintf("Cdm%012dQ=", connSeq.n)
 	connSeq.Unlock()
-	c := &client{t: t, h: h, id: id, at: time.Now().UTC().Truncate(time.Millisecond)}
-	resp, err := invoke(t, h.Connect, event(t, "connect", c.id, c.at, ""))
+	return &client{t: t, h: h, id: id, at: time.Now().UTC().Truncate(time.Millisecond)}
+}
+
+// event returns the fixture event name of the connection, carrying its
+// authorizer context if it has one.
+func (c *client) event(name, body string) []byte {
+	c.t.Helper()
+	raw := event(c.t, name, c.id, c.at, body)
+	if c.authorizer == nil {
+		return raw
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		c.t.Fatal(err)
+	}
+	ev["requestContext"].(map[string]any)["authorizer"] = c.authorizer
+	out, err := json.Marshal(ev)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+func connect(t testing.TB, h *handler.Handlers) *client {
+	t.Helper()
+	c := connect0(t, h)
+	resp, err := invoke(t, h.Connect, c.event("connect", ""))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("$connect: %+v, %v", resp, err)
 	}
@@ -225,7 +254,7 @@ func connect(t testing.TB, h *handler.Handlers) *client {
 // send invokes $default with body and returns the route response frame.
 func (c *client) send(body string) *protocol.Frame {
 	c.t.Helper()
-	resp, err := invoke(c.t, c.h.Message, event(c.t, "message", c.id, c.at, body))
+	resp, err := invoke(c.t, c.h.Message, c.event("message", body))
 	if err != nil || resp.StatusCode != 200 {
 		c.t.Fatalf("$default %s: %+v, %v", body, resp, err)
 	}
@@ -259,7 +288,7 @@ func (c *client) disconnect(m *mgmtServer) {
 	m.mu.Lock()
 	m.gone[c.id] = true
 	m.mu.Unlock()
-	resp, err := invoke(c.t, c.h.Disconnect, event(c.t, "disconnect", c.id, c.at, ""))
+	resp, err := invoke(c.t, c.h.Disconnect, c.event("disconnect", ""))
 	if err != nil || resp.StatusCode != 200 {
 		c.t.Fatalf("$disconnect: %+v, %v", resp, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mastersocket/mastersocket/internal/authorizer"
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
 	"github.com/mastersocket/mastersocket/internal/router"
@@ -62,6 +63,14 @@ type Settings struct {
 	// ones may still be in their $connect (SWEEP_HANDSHAKE_GRACE_MS);
 	// default 30000 ms.
 	SweepHandshakeGrace time.Duration
+	// AuthCacheTTL is how long the $connect authorizer reuses a token
+	// lookup in its warm container (AUTH_CACHE_SECONDS, 0 to 3600, 0
+	// turning the cache off); default 30 s. It is also how long a deleted
+	// token may still open connections.
+	AuthCacheTTL time.Duration
+	// AuthCacheSize bounds the tokens the authorizer caches
+	// (AUTH_CACHE_SIZE); default 10000.
+	AuthCacheSize int
 	// LogLevel is debug, info, warn or error (LOG_LEVEL); default info.
 	LogLevel slog.Level
 }
@@ -81,6 +90,8 @@ const (
 	EnvIdentifyTimeout     = "IDENTIFY_TIMEOUT_SECONDS"
 	EnvSweepConcurrency    = "SWEEP_CONCURRENCY"
 	EnvSweepHandshakeGrace = "SWEEP_HANDSHAKE_GRACE_MS"
+	EnvAuthCacheSeconds    = "AUTH_CACHE_SECONDS"
+	EnvAuthCacheSize       = "AUTH_CACHE_SIZE"
 	EnvLogLevel            = "LOG_LEVEL"
 )
 
@@ -118,6 +129,15 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	s.IdentifyTimeout = time.Duration(intVar(EnvIdentifyTimeout, 1, 7200)) * time.Second
 	s.SweepConcurrency = intVar(EnvSweepConcurrency, 1, 1000)
 	s.SweepHandshakeGrace = time.Duration(intVar(EnvSweepHandshakeGrace, 1, 3600*1000)) * time.Millisecond
+	if v := strings.TrimSpace(getenv(EnvAuthCacheSeconds)); v != "" {
+		switch n := intVar(EnvAuthCacheSeconds, 0, 3600); {
+		case n > 0:
+			s.AuthCacheTTL = time.Duration(n) * time.Second
+		case v == "0":
+			s.AuthCacheTTL = -1 // off
+		}
+	}
+	s.AuthCacheSize = intVar(EnvAuthCacheSize, 1, 10_000_000)
 	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
 		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, v))
@@ -137,6 +157,12 @@ func (s Settings) RouterConfig(log *slog.Logger) router.Config {
 		IdentifyTimeout: s.IdentifyTimeout,
 		Logger:          log,
 	}
+}
+
+// AuthorizerConfig returns the $connect authorizer configuration these
+// settings describe.
+func (s Settings) AuthorizerConfig() authorizer.Config {
+	return authorizer.Config{CacheTTL: s.AuthCacheTTL, CacheSize: s.AuthCacheSize}
 }
 
 // DynamoDBClientConfig returns the DynamoDB client configuration these

@@ -70,12 +70,22 @@ func (s *Store) live(connID string) (router.Connection, bool) {
 	return c, true
 }
 
-// AddConnection records a new, anonymous connection.
+// AddConnection records a new connection, anonymous or, with c.Identity,
+// identified (see Identify).
 func (s *Store) AddConnection(_ context.Context, c router.Connection) error {
-	c.Identity = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.Identity == nil {
+		s.conns[c.ID] = c
+		return nil
+	}
+	if _, taken := s.services[c.Identity.ServiceID]; taken {
+		return router.ErrAlreadyIdentified
+	}
+	id := *c.Identity
+	c.Identity = nil
 	s.conns[c.ID] = c
+	s.identifyLocked(c, id)
 	return nil
 }
 
@@ -94,9 +104,18 @@ func (s *Store) Identify(_ context.Context, c router.Connection) error {
 	if cur.Identity != nil {
 		return router.ErrAlreadyIdentified
 	}
-	id := *c.Identity
-	cur.Identity = &id
-	s.conns[c.ID] = cur
+	if _, taken := s.services[c.Identity.ServiceID]; taken {
+		return router.ErrAlreadyIdentified
+	}
+	s.identifyLocked(cur, *c.Identity)
+	return nil
+}
+
+// identifyLocked records connection c with identity id, and its service,
+// group and GLOBAL mappings. The caller holds s.mu.
+func (s *Store) identifyLocked(c router.Connection, id router.Identity) {
+	c.Identity = &id
+	s.conns[c.ID] = c
 	s.services[id.ServiceID] = c.ID
 	members := s.groups[id.Group]
 	if members == nil {
@@ -104,7 +123,6 @@ func (s *Store) Identify(_ context.Context, c router.Connection) error {
 		s.groups[id.Group] = members
 	}
 	members[c.ID] = id.ServiceID
-	return nil
 }
 
 // Connection returns a recorded connection, or router.ErrNotFound.

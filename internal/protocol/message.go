@@ -254,6 +254,32 @@ type Identify struct {
 	Group string
 }
 
+// WhoAmI reports whether IDENTIFY data asks "who am I": it carries no
+// token (data absent, null, or an object without a token member). Such an
+// IDENTIFY is answered with the identity of a connection that has one
+// (identified at the handshake, or by an earlier IDENTIFY). group is the
+// data's group when it names one as a string, "" otherwise.
+func WhoAmI(data json.RawMessage) (group string, ok bool) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+		return "", true
+	}
+	if data[0] != '{' {
+		return "", false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
+		return "", false
+	}
+	if _, has := present(fields, "token"); has {
+		return "", false
+	}
+	if raw, has := present(fields, "group"); has {
+		group, _ = stringField(raw, "group", MaxGroupLen)
+	}
+	return group, true
+}
+
 // ParseIdentify validates the data of a client IDENTIFY. Every failure is an
 // *Error with code IDENTIFY_FAILED, which is fatal.
 func ParseIdentify(data json.RawMessage) (Identify, error) {

@@ -13,7 +13,7 @@ import (
 // route delivers an EVENT or REPLY to its intent's targets, never to the
 // sender itself.
 func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([]byte, error) {
-	id, err := r.identity(ctx, req.ConnectionID)
+	id, err := r.identity(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -157,17 +157,46 @@ func New(store Store, sender Sender, cfg Config) (*Router, error) {
 func (r *Router) Config() Config { return r.cfg }
 
 // Connect records a new connection. The gateway must not let the connection
-// send anything before Connect has returned. An error means the registry is
-// unreachable and the connection should be refused.
+// send anything before Connect has returned. A connection whose handshake
+// was authenticated (by the $connect authorizer) comes with its Identity and
+// is recorded identified, reachable by service id, group and GLOBAL, in the
+// same single write that IDENTIFY makes; otherwise it is anonymous until it
+// identifies. An error means the identity is invalid or the registry is
+// unreachable, and the connection should be refused.
 func (r *Router) Connect(ctx context.Context, c Connection) error {
-	c.Identity = nil
 	c.Gateway = r.cfg.Gateway
 	if c.ConnectedAt.IsZero() {
 		c.ConnectedAt = r.cfg.Now()
 	}
 	c.ExpiresAt = c.ConnectedAt.Add(r.cfg.ItemTTL)
+	if c.Identity != nil {
+		id := *c.Identity
+		if err := validIdentity(id); err != nil {
+			return fmt.Errorf("connection %s: %w", c.ID, err)
+		}
+		if id.IdentifiedAt.IsZero() {
+			id.IdentifiedAt = r.cfg.Now()
+		}
+		c.Identity = &id
+	}
 	if err := r.store.AddConnection(ctx, c); err != nil {
 		return fmt.Errorf("record connection %s: %w", c.ID, err)
+	}
+	if c.Identity != nil {
+		r.identities.Add(c.ID, *c.Identity)
+		r.services.Add(c.Identity.ServiceID, c.ID)
+	}
+	return nil
+}
+
+// validIdentity checks an identity that the gateway vouches for: the
+// service id is what DIRECT can target, the group a group name.
+func validIdentity(id Identity) error {
+	if n := len(id.ServiceID); n < 1 || n > protocol.MaxIdentifierLen {
+		return fmt.Errorf("identity: service id of %d bytes, want 1 to %d", n, protocol.MaxIdentifierLen)
+	}
+	if !protocol.ValidGroup(id.Group) {
+		return fmt.Errorf("identity: %q is not a group name", id.Group)
 	}
 	return nil
 }
@@ -188,7 +217,11 @@ type Request struct {
 	// ConnectedAt is when the connection was opened, as the gateway reports
 	// it with every message.
 	ConnectedAt time.Time
-	Body        []byte
+	// Identity is the connection's identity as the gateway vouches for it
+	// with every message (the $connect authorizer's context), or nil. With
+	// it, routing the message reads nothing to learn who sent it.
+	Identity *Identity
+	Body     []byte
 }
 
 // Handle processes one message. It returns the frame to send back to the
@@ -252,9 +285,26 @@ func errorFrame(code protocol.Code, id, format string, args ...any) []byte {
 	return protocol.ErrorFrame(e)
 }
 
-// identify handles a well-formed IDENTIFY envelope.
+// identify handles a well-formed IDENTIFY envelope: with a token, it
+// identifies an anonymous connection; without one, it answers an identified
+// connection with its identity ("who am I").
 func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message) ([]byte, error) {
-	if _, ok := r.identities.Get(req.ConnectionID); ok {
+	if group, ok := protocol.WhoAmI(m.Data); ok {
+		id, err := r.identity(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if id != nil {
+			if group != "" && group != id.Group {
+				return errorFrame(protocol.CodeAlreadyIdentified, m.ID,
+					"this connection is identified in group %q, not %q", id.Group, group), nil
+			}
+			return protocol.IdentifiedFrame(m.ID, id.ServiceID, id.Group,
+				int(r.cfg.PingInterval/time.Millisecond)), nil
+		}
+		// Anonymous: a missing token fails below like any bad IDENTIFY.
+	}
+	if _, ok := r.identities.Get(req.ConnectionID); ok || req.Identity != nil {
 		return errorFrame(protocol.CodeAlreadyIdentified, m.ID, "this connection has already identified"), nil
 	}
 	if pe := r.pastIdentifyDeadline(req); pe != nil {
@@ -331,7 +381,7 @@ func (r *Router) checkToken(ctx context.Context, idf protocol.Identify) error {
 // connection has identified before (a second IDENTIFY never costs a good
 // connection its life), otherwise the fatal IDENTIFY_FAILED.
 func (r *Router) identifyFailed(ctx context.Context, req Request, pe *protocol.Error) ([]byte, error) {
-	id, err := r.identity(ctx, req.ConnectionID)
+	id, err := r.identity(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -364,9 +414,15 @@ func (r *Router) clientDisconnect(ctx context.Context, connID string) error {
 	return nil
 }
 
-// identity returns the identity of a connection, or nil if it has not
-// identified. Identities are cached, as they never change.
-func (r *Router) identity(ctx context.Context, connID string) (*Identity, error) {
+// identity returns the identity of the connection a request came on, or nil
+// if it has not identified: the one the gateway vouches for, else the
+// cached or recorded one. Identities are cached, as they never change.
+func (r *Router) identity(ctx context.Context, req Request) (*Identity, error) {
+	if req.Identity != nil {
+		id := *req.Identity
+		return &id, nil
+	}
+	connID := req.ConnectionID
 	if id, ok := r.identities.Get(connID); ok {
 		return &id, nil
 	}

@@ -779,3 +779,38 @@ func TestConnectWithoutATimeIsRecordedNow(t *testing.T) {
 		t.Fatalf("got connectedAt %v expiresAt %v, want now and now + the item TTL", c.ConnectedAt, c.ExpiresAt)
 	}
 }
+
+func TestAVouchedIdentityCostsNoLookupEvenCold(t *testing.T) {
+	st := &countingStore{Store: memstore.New()}
+	snd := newSender()
+	r1, _ := router.New(st, snd, router.Config{})
+	r2, _ := router.New(st, snd, router.Config{}) // a cold container
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	a := router.Identity{ServiceID: "svc-a", Group: "g"}
+	b := router.Identity{ServiceID: "svc-b", Group: "g"}
+	for id, who := range map[string]router.Identity{"connA=": a, "connB=": b} {
+		if err := r1.Connect(t.Context(), router.Connection{ID: id, ConnectedAt: at, Identity: &who}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.lookups = 0
+	group := []byte(`{"op":0,"event":"E","intent":{"target":"GROUP","identifier":"g"}}`)
+	if _, err := r2.Handle(t.Context(), router.Request{ConnectionID: "connA=", ConnectedAt: at, Identity: &a, Body: group}); err != nil {
+		t.Fatal(err)
+	}
+	if st.lookups != 0 {
+		t.Errorf("a GROUP EVENT with the gateway's identity looked up %d times, want 0", st.lookups)
+	}
+	if got := snd.frames("connB="); len(got) != 1 {
+		t.Errorf("the group member got %d frames, want 1", len(got))
+	}
+}
+
+func TestConnectRefusesAnInvalidIdentity(t *testing.T) {
+	r, _ := router.New(memstore.New(), newSender(), router.Config{})
+	for _, id := range []router.Identity{{ServiceID: "", Group: "g"}, {ServiceID: "s", Group: "not a group"}, {ServiceID: strings.Repeat("s", 129), Group: "g"}} {
+		if err := r.Connect(t.Context(), router.Connection{ID: "c=", Identity: &id}); err == nil {
+			t.Errorf("Connect with identity %+v: got no error", id)
+		}
+	}
+}

@@ -53,7 +53,11 @@ type Member struct {
 // Store is the registry of connections, services, groups and tokens that the
 // router needs. Implementations must be safe for concurrent use.
 type Store interface {
-	// AddConnection records a new, anonymous connection.
+	// AddConnection records a new connection: anonymous when c.Identity is
+	// nil; otherwise identified, and reachable by service id, by group and
+	// by GLOBAL, all at once, as Identify makes it (a handshake that the
+	// gateway authenticated). It returns ErrAlreadyIdentified if the
+	// identity's service id belongs to another connection.
 	AddConnection(ctx context.Context, c Connection) error
 	// Identify gives the recorded connection c.ID the identity c.Identity,
 	// and makes it reachable by service id, by group and by GLOBAL, all at

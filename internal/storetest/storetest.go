@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		fn   func(*testing.T, Store)
 	}{
 		{"ConnectionLifecycle", testConnectionLifecycle},
+		{"AConnectionAddedIdentifiedIsReachableAtOnce", testAddIdentified},
+		{"AConnectionAddedIdentifiedCannotTakeAServiceID", testAddIdentifiedTaken},
 		{"IdentifyTwice", testIdentifyTwice},
 		{"IdentifyUnknownConnection", testIdentifyUnknown},
 		{"IdentifyAfterRemove", testIdentifyAfterRemove},
@@ -190,6 +192,59 @@ func testConnectionLifecycle(t *testing.T, s Store) {
 		t.Fatalf("RemoveConnection: %v", err)
 	}
 	wantGone(t, s, c)
+}
+
+// testAddIdentified: a connection whose handshake was authenticated is
+// recorded identified, and reachable by service id, group and GLOBAL, by
+// AddConnection alone; it is listed with its gateway, and removed whole.
+func testAddIdentified(t *testing.T, s Store) {
+	ctx := t.Context()
+	c := identified(newConn(), "edge")
+	add(t, s, c)
+	got, err := s.Connection(ctx, c.ID)
+	if err != nil || got.Identity == nil {
+		t.Fatalf("Connection: got %+v, %v; want it identified", got, err)
+	}
+	if *got.Identity != *c.Identity || !got.ConnectedAt.Equal(c.ConnectedAt) || got.SourceIP != c.SourceIP {
+		t.Errorf("got %+v with identity %+v, want %+v with %+v", got, *got.Identity, c, *c.Identity)
+	}
+	if to, err := s.ServiceConnection(ctx, c.Identity.ServiceID); err != nil || to != c.ID {
+		t.Errorf("ServiceConnection: got %q, %v; want %q", to, err, c.ID)
+	}
+	if m := group(t, s, "edge"); m[c.ID] != c.Identity.ServiceID || len(m) != 1 {
+		t.Errorf("group edge: got %v, want only %s", m, c.ID)
+	}
+	if m := all(t, s); m[c.ID] != c.Identity.ServiceID {
+		t.Errorf("AllMembers lacks %s: %v", c.ID, m)
+	}
+	listed := connections(t, s, func(m map[string]router.Connection) bool { _, ok := m[c.ID]; return ok })
+	if l := listed[c.ID]; l.Identity == nil || l.Identity.ServiceID != c.Identity.ServiceID {
+		t.Errorf("Connections lists %s as %+v, want it identified", c.ID, l)
+	}
+	if err := s.Identify(ctx, identified(c, "other")); !errors.Is(err, router.ErrAlreadyIdentified) {
+		t.Errorf("Identify after an identified AddConnection: got %v, want ErrAlreadyIdentified", err)
+	}
+	if err := s.RemoveConnection(ctx, c.ID); err != nil {
+		t.Fatalf("RemoveConnection: %v", err)
+	}
+	wantGone(t, s, c)
+}
+
+// testAddIdentifiedTaken: a service id belongs to one connection only.
+func testAddIdentifiedTaken(t *testing.T, s Store) {
+	first := identified(newConn(), "edge")
+	add(t, s, first)
+	second := newConn()
+	second.Identity = &router.Identity{ServiceID: first.Identity.ServiceID, Group: "edge", IdentifiedAt: now()}
+	if err := s.AddConnection(t.Context(), second); !errors.Is(err, router.ErrAlreadyIdentified) {
+		t.Fatalf("AddConnection with a taken service id: got %v, want ErrAlreadyIdentified", err)
+	}
+	if to, err := s.ServiceConnection(t.Context(), first.Identity.ServiceID); err != nil || to != first.ID {
+		t.Errorf("ServiceConnection: got %q, %v; want the first connection %q", to, err, first.ID)
+	}
+	if m := group(t, s, "edge"); len(m) != 1 {
+		t.Errorf("group edge: got %v, want only the first connection", m)
+	}
 }
 
 func testIdentifyTwice(t *testing.T, s Store) {
