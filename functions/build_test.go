@@ -17,9 +17,9 @@ const maxBootstrapBytes = 15 << 20
 
 func TestBootstrapsForLambda(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds four binaries")
+		t.Skip("builds five binaries")
 	}
-	for _, fn := range []string{"connect", "disconnect", "message", "sweeper"} {
+	for _, fn := range []string{"connect", "disconnect", "message", "sweeper", "authorizer"} {
 		t.Run(fn, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "bootstrap")
 			// The flags of `make build`, which SAM's go1.x builder takes from

@@ -12,9 +12,20 @@
 //	Fn::Sub [tmpl, {k: v}]    tmpl with ${k} replaced by ${X} when v is Ref X, ${X.Attr} when v is
 //	                          Fn::GetAtt X.Attr, and by v itself when v is a plain string
 //
-// The other intrinsics (Fn::Join, Fn::Select, Fn::If, ...) keep goformation's
-// own handling, working on the rendered strings above. Expand turns a
-// rendered value into a concrete one given the values of the names.
+// The other intrinsics (Fn::Join, Fn::Select, ...) keep goformation's own
+// handling, working on the rendered strings above. Expand turns a rendered
+// value into a concrete one given the values of the names.
+//
+// Conditions are evaluated as CloudFormation evaluates them, with the
+// parameters' defaults and any overrides (see ParseWithParameters) and the
+// local gateway's pseudo parameters (AWS::Region us-east-1, AWS::AccountId
+// 000000000000, AWS::Partition aws, AWS::StackName mastersocket-local): a
+// resource or output whose Condition is false is not in the Template, each
+// Fn::If is replaced by the branch its condition chooses, and a property
+// whose value is Ref AWS::NoValue is absent. Conditions may use Fn::Equals,
+// Fn::Not, Fn::And, Fn::Or and Condition, and compare literals, Refs to
+// parameters, and Fn::Sub and Fn::Join of those. CFN.Conditions holds each
+// condition's result, true or false.
 //
 // SAM Globals are merged into each function the way SAM merges them (see
 // Functions); goformation parses them but does not merge them.
@@ -22,16 +33,20 @@ package template
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/apigatewayv2"
 	"github.com/awslabs/goformation/v7/intrinsics"
 )
 
@@ -53,15 +68,27 @@ type Template struct {
 	// raw is the same template as generic JSON values: goformation's typed
 	// Policies lose entries it does not know (see policies).
 	raw map[string]any
+	// params are the parameter values the conditions were evaluated with.
+	params map[string]string
 }
 
-// Load reads and parses the SAM template at path.
+// Load reads and parses the SAM template at path, evaluating its
+// conditions with the parameters' defaults. It fails as
+// LoadWithParameters does.
 func Load(path string) (*Template, error) {
+	return LoadWithParameters(path, nil)
+}
+
+// LoadWithParameters reads and parses the SAM template at path, evaluating
+// its conditions with the parameters' defaults overridden by overrides
+// (parameter name → value). It fails if the file cannot be read, or as
+// ParseWithParameters does; the error names the file.
+func LoadWithParameters(path string, overrides map[string]string) (*Template, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	t, err := Parse(data, filepath.Dir(path))
+	t, err := ParseWithParameters(data, filepath.Dir(path), overrides)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -72,19 +99,71 @@ func Load(path string) (*Template, error) {
 // resolvers in a package-level map on every call: concurrent calls race.
 var processMu sync.Mutex
 
-// Parse parses a SAM template (YAML or JSON); dir is the directory CodeUri
-// paths are relative to.
+// Parse parses a SAM template (YAML or JSON), evaluating its conditions
+// with the parameters' defaults; dir is the directory CodeUri paths are
+// relative to. It fails as ParseWithParameters does.
 func Parse(data []byte, dir string) (*Template, error) {
-	opts := &intrinsics.ProcessorOptions{
+	return ParseWithParameters(data, dir, nil)
+}
+
+// ParseWithParameters parses a SAM template (YAML or JSON) and evaluates
+// its conditions with the parameters' defaults overridden by overrides
+// (parameter name → value), as described in the package documentation; dir
+// is the directory CodeUri paths are relative to. It fails if the template
+// cannot be read, if an override is refused by CheckParameter (every such
+// error, joined), if a condition cannot be evaluated (an undefined name, a
+// cycle, a function it does not support), or if a resource or output that
+// is created refers to one that is not.
+func ParseWithParameters(data []byte, dir string, overrides map[string]string) (*Template, error) {
+	// Short forms (!Sub, !If...) to long forms, nothing evaluated yet.
+	processMu.Lock()
+	longForm, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	processMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(longForm, &tree); err != nil {
+		return nil, fmt.Errorf("template is not a mapping: %w", err)
+	}
+	var declared cloudformation.Parameters
+	if p, ok := tree["Parameters"]; ok {
+		b, _ := json.Marshal(p)
+		if err := json.Unmarshal(b, &declared); err != nil {
+			return nil, fmt.Errorf("Parameters: %w", err)
+		}
+	}
+	params := parameterDefaults(declared)
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(overrides)) {
+		if err := checkParameter(declared, name, overrides[name]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		params[name] = overrides[name]
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	names := map[string]bool{}
+	for name := range declared {
+		names[name] = true
+	}
+	if err := applyConditions(tree, names, params); err != nil {
+		return nil, err
+	}
+	evaluated, err := json.Marshal(tree)
+	if err != nil {
+		return nil, err
+	}
+	// ProcessJSON, unlike ProcessYAML, touches no shared state.
+	processed, err := intrinsics.ProcessJSON(evaluated, &intrinsics.ProcessorOptions{
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 			"Ref":        renderRef,
 			"Fn::GetAtt": renderGetAtt,
 			"Fn::Sub":    renderSub,
 		},
-	}
-	processMu.Lock()
-	processed, err := intrinsics.ProcessYAML(data, opts)
-	processMu.Unlock()
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +187,7 @@ func Parse(data []byte, dir string) (*Template, error) {
 	if err := json.Unmarshal(normalised, cfn); err != nil {
 		return nil, err
 	}
-	return &Template{CFN: cfn, Dir: dir, raw: raw}, nil
+	return &Template{CFN: cfn, Dir: dir, raw: raw, params: params}, nil
 }
 
 func renderRef(_ string, input, _ any) any {
@@ -293,8 +372,20 @@ func Expand(value string, lookup func(name string) (string, bool)) (string, erro
 // ParameterDefaults returns the default value of each parameter that has
 // one, as CloudFormation passes it to Ref: a string (numbers in decimal).
 func (t *Template) ParameterDefaults() map[string]string {
+	return parameterDefaults(t.CFN.Parameters)
+}
+
+// ParameterValues returns the parameter values the template's conditions
+// were evaluated with: the defaults, overridden by the overrides given to
+// LoadWithParameters or ParseWithParameters. A parameter with no default
+// and no override is absent.
+func (t *Template) ParameterValues() map[string]string {
+	return maps.Clone(t.params)
+}
+
+func parameterDefaults(params cloudformation.Parameters) map[string]string {
 	out := map[string]string{}
-	for name, p := range t.CFN.Parameters {
+	for name, p := range params {
 		switch v := p.Default.(type) {
 		case nil:
 		case string:
@@ -361,6 +452,22 @@ type Route struct {
 	LogicalID       string // of the AWS::ApiGatewayV2::Route
 	Integration     string // logical id of its AWS::ApiGatewayV2::Integration
 	IntegrationType string // AWS_PROXY for a Lambda proxy integration
+
+	// Authorizer is the route's Lambda authorizer when its
+	// AuthorizationType is CUSTOM, nil when it is NONE or absent. It is nil
+	// for AWS_IAM too: the local gateway does not check request signatures.
+	Authorizer *Authorizer
+}
+
+// Authorizer is an AWS::ApiGatewayV2::Authorizer of the WebSocket API, followed to its function.
+type Authorizer struct {
+	LogicalID string
+	// Type is REQUEST (the only type WebSocket APIs have).
+	Type string
+	// Function is the logical id of the Lambda function it invokes.
+	Function string
+	// IdentitySources as written: route.request.header.NAME, route.request.querystring.NAME, stageVariables.NAME, context.NAME.
+	IdentitySources []string
 }
 
 var (
@@ -370,6 +477,8 @@ var (
 	// (getatt:X.Arn in place of ${X.Arn} when built with Fn::Join), or a
 	// plain Fn::GetAtt X.Arn.
 	invocationRE = regexp.MustCompile(`^(?:arn:.*:lambda:path/2015-03-31/functions/(?:\$\{([A-Za-z0-9]+)\.Arn\}|getatt:([A-Za-z0-9]+)\.Arn)/invocations|getatt:([A-Za-z0-9]+)\.Arn)$`)
+	// An authorizer's IdentitySource entry on a WebSocket API.
+	identitySourceRE = regexp.MustCompile(`^(?:route\.request\.header|route\.request\.querystring|stageVariables|context)\.\S+$`)
 )
 
 func firstNonEmpty(s ...string) string {
@@ -383,9 +492,12 @@ func firstNonEmpty(s ...string) string {
 
 // Routes returns the routes of the WebSocket API sorted by key, each followed
 // from its Target ("integrations/X") to integration X and from X's
-// IntegrationUri to the function it invokes. It fails if a route or its
-// integration cannot be followed, belongs to another API, or has only half a
-// route response.
+// IntegrationUri to the function it invokes, and from a CUSTOM route's
+// AuthorizerId to its authorizer and the function that one invokes. It
+// fails if a route, its integration or its authorizer cannot be followed or
+// belongs to another API, if a route has only half a route response, or if
+// a route has an authorizer API Gateway would refuse (on a route other than
+// $connect, or not of type REQUEST).
 func (t *Template) Routes() ([]Route, error) {
 	api, err := t.WebSocketAPI()
 	if err != nil {
@@ -435,6 +547,10 @@ func (t *Template) Routes() ([]Route, error) {
 		if !functions[fn] {
 			return nil, fmt.Errorf("integration %s: IntegrationUri invokes %s, which is not a function of the template", integID, fn)
 		}
+		auth, err := t.routeAuthorizer(id, r, apiRef, functions)
+		if err != nil {
+			return nil, err
+		}
 		hasExpr := r.RouteResponseSelectionExpression != nil && *r.RouteResponseSelectionExpression != ""
 		rrs := responses[id]
 		if hasExpr != (len(rrs) > 0) {
@@ -448,6 +564,7 @@ func (t *Template) Routes() ([]Route, error) {
 			LogicalID:        id,
 			Integration:      integID,
 			IntegrationType:  integ.IntegrationType,
+			Authorizer:       auth,
 		})
 	}
 	sort.Slice(routes, func(i, j int) bool { return routes[i].Key < routes[j].Key })
@@ -457,6 +574,60 @@ func (t *Template) Routes() ([]Route, error) {
 		}
 	}
 	return routes, nil
+}
+
+// routeAuthorizer returns the authorizer of route id (r), nil if it has
+// none; apiRef is the WebSocket API as a rendered Ref, functions the
+// template's functions.
+func (t *Template) routeAuthorizer(id string, r *apigatewayv2.Route, apiRef string, functions map[string]bool) (*Authorizer, error) {
+	typ := str(r.AuthorizationType)
+	switch typ {
+	case "", "NONE", "AWS_IAM":
+		if r.AuthorizerId != nil {
+			return nil, fmt.Errorf("route %s (%s): AuthorizerId %q with AuthorizationType %q: an authorizer is used only with CUSTOM", id, r.RouteKey, *r.AuthorizerId, typ)
+		}
+		return nil, nil
+	case "CUSTOM":
+	default:
+		return nil, fmt.Errorf("route %s (%s): AuthorizationType %q, want NONE, AWS_IAM or CUSTOM", id, r.RouteKey, typ)
+	}
+	if r.RouteKey != "$connect" {
+		return nil, fmt.Errorf("route %s (%s): AuthorizationType CUSTOM: a WebSocket API allows an authorizer only on $connect", id, r.RouteKey)
+	}
+	authID, ok := strings.CutPrefix(str(r.AuthorizerId), RefPrefix)
+	if !ok {
+		return nil, fmt.Errorf("route %s (%s): AuthorizationType CUSTOM with AuthorizerId %q, want a Ref to an AWS::ApiGatewayV2::Authorizer", id, r.RouteKey, str(r.AuthorizerId))
+	}
+	a, ok := t.CFN.GetAllApiGatewayV2AuthorizerResources()[authID]
+	if !ok {
+		return nil, fmt.Errorf("route %s (%s): AuthorizerId names %s, which is not an AWS::ApiGatewayV2::Authorizer", id, r.RouteKey, authID)
+	}
+	if a.ApiId != apiRef {
+		return nil, fmt.Errorf("authorizer %s: ApiId %q, want %q", authID, a.ApiId, apiRef)
+	}
+	if a.AuthorizerType != "REQUEST" {
+		return nil, fmt.Errorf("authorizer %s: AuthorizerType %q, want REQUEST (the only type a WebSocket API has; JWT is for HTTP APIs)", authID, a.AuthorizerType)
+	}
+	uri := str(a.AuthorizerUri)
+	m := invocationRE.FindStringSubmatch(uri)
+	if m == nil {
+		return nil, fmt.Errorf("authorizer %s: AuthorizerUri %q does not invoke a Lambda function of the template", authID, uri)
+	}
+	fn := firstNonEmpty(m[1], m[2], m[3])
+	if !functions[fn] {
+		return nil, fmt.Errorf("authorizer %s: AuthorizerUri invokes %s, which is not a function of the template", authID, fn)
+	}
+	for _, src := range a.IdentitySource {
+		if !identitySourceRE.MatchString(src) {
+			return nil, fmt.Errorf("authorizer %s: IdentitySource %q, want route.request.header.NAME, route.request.querystring.NAME, stageVariables.NAME or context.NAME", authID, src)
+		}
+	}
+	return &Authorizer{
+		LogicalID:       authID,
+		Type:            a.AuthorizerType,
+		Function:        fn,
+		IdentitySources: a.IdentitySource,
+	}, nil
 }
 
 // functionIDs returns the logical ids of the template's Lambda functions,
@@ -477,10 +648,14 @@ func (t *Template) functionIDs() map[string]bool {
 // exists, and value meets its AllowedValues, AllowedPattern, MinValue and
 // MaxValue (numbers) and MinLength and MaxLength (strings).
 func (t *Template) CheckParameter(name, value string) error {
-	p, ok := t.CFN.Parameters[name]
+	return checkParameter(t.CFN.Parameters, name, value)
+}
+
+func checkParameter(params cloudformation.Parameters, name, value string) error {
+	p, ok := params[name]
 	if !ok {
-		names := make([]string, 0, len(t.CFN.Parameters))
-		for n := range t.CFN.Parameters {
+		names := make([]string, 0, len(params))
+		for n := range params {
 			names = append(names, n)
 		}
 		sort.Strings(names)

@@ -28,7 +28,7 @@ const (
 	scriptPath   = "../../localstack/init/create-table.sh"
 )
 
-// The three functions and what each may do.
+// The functions and what each may do.
 var (
 	wantRoutes = map[string]string{
 		"$connect":    "ConnectFunction",
@@ -37,6 +37,7 @@ var (
 	}
 	// Whether each function may call the @connections management API.
 	wantManageConnections = map[string]bool{
+		"AuthorizerFunction": false,
 		"ConnectFunction":    false,
 		"DisconnectFunction": true,
 		"MessageFunction":    true,
@@ -46,6 +47,8 @@ var (
 	// DynamoDBCrudPolicy on Table; otherwise the resource → actions of its
 	// own statements, exactly.
 	wantDynamoDB = map[string]map[string][]string{
+		// The authorizer reads one token item per lookup.
+		"AuthorizerFunction": {"getatt:Table.Arn": {"dynamodb:GetItem"}},
 		"ConnectFunction":    {"crud": nil},
 		"DisconnectFunction": {"crud": nil},
 		"MessageFunction":    {"crud": nil},
@@ -77,6 +80,9 @@ var (
 		"IdentifyTimeoutSeconds":    "10",
 		"RouteThrottlingRateLimit":  "1000",
 		"RouteThrottlingBurstLimit": "500",
+		// Authenticate at the handshake unless told otherwise.
+		"ConnectAuth":            "required",
+		"AuthorizerCacheSeconds": "30",
 	}
 	wantTable = tableSpec{
 		Billing: "PAY_PER_REQUEST",
@@ -101,6 +107,8 @@ var checks = []struct {
 	{"parameters", checkParameters},
 	{"routes", checkRoutes},
 	{"stage", checkStage},
+	{"redeploy", checkRedeploy},
+	{"authorizer", checkAuthorizer},
 	{"code", checkCode},
 	{"runtime", checkRuntime},
 	{"policies", checkPolicies},
@@ -173,6 +181,7 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 		t.Fatal(err)
 	}
 	const manageARN = `"arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/*/@connections/*"`
+	const stageHead = "  Stage:\n    Type: AWS::ApiGatewayV2::Stage\n    Properties:\n      ApiId: !Ref WebSocketApi\n      StageName: !Ref StageName\n"
 	tests := []struct {
 		name     string
 		old, new string // the first occurrence of old is replaced by new
@@ -200,9 +209,92 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 			check: "routes", wantErr: `want "$request.body.action"`,
 		},
 		{
-			name: "deployment before the route response",
-			old:  "      - DefaultRouteResponse\n", new: "",
-			check: "stage", wantErr: "DefaultRouteResponse",
+			name: "AutoDeploy off",
+			old:  "AutoDeploy: true", new: "AutoDeploy: false",
+			check: "redeploy", wantErr: "got AutoDeploy false, want true",
+		},
+		{
+			name: "the old fixed deployment",
+			old:  stageHead + "      AutoDeploy: true\n",
+			new: "  Deployment:\n" +
+				"    Type: AWS::ApiGatewayV2::Deployment\n" +
+				"    DependsOn: [ConnectRoute, DisconnectRoute, DefaultRoute, DefaultRouteResponse]\n" +
+				"    Properties:\n" +
+				"      ApiId: !Ref WebSocketApi\n\n" +
+				stageHead + "      DeploymentId: !Ref Deployment\n",
+			check: "redeploy", wantErr: "stage Stage: got DeploymentId \"ref:Deployment\" and AutoDeploy false",
+		},
+		{
+			name: "a deployment beside AutoDeploy",
+			old:  stageHead,
+			new: "  Deployment:\n" +
+				"    Type: AWS::ApiGatewayV2::Deployment\n" +
+				"    Properties:\n" +
+				"      ApiId: !Ref WebSocketApi\n\n" + stageHead,
+			check: "redeploy", wantErr: "got AWS::ApiGatewayV2::Deployment Deployment",
+		},
+		{
+			name: "ConnectAuth off by default",
+			old:  "Default: required", new: `Default: "off"`,
+			check: "authorizer", wantErr: `parameter ConnectAuth: got default "off", want "required"`,
+		},
+		{
+			name: "authorizer permission for every authorizer",
+			old:  "/authorizers/${Authorizer}", new: "/authorizers/*",
+			check: "authorizer", wantErr: "permission AuthorizerPermission: got SourceArn",
+		},
+		{
+			name: "authorizer permission for any API",
+			old:  "${WebSocketApi}/authorizers/", new: "*/authorizers/",
+			check: "authorizer", wantErr: "permission AuthorizerPermission: got SourceArn",
+		},
+		{
+			name: "authorizer permission for a route",
+			old:  "${WebSocketApi}/authorizers/${Authorizer}", new: "${WebSocketApi}/*/$connect",
+			check: "authorizer", wantErr: "permission AuthorizerPermission: got SourceArn",
+		},
+		{
+			name: "no authorizer permission",
+			old:  "      FunctionName: !Ref AuthorizerFunction\n", new: "      FunctionName: !Ref ConnectFunction\n",
+			check: "authorizer", wantErr: "function AuthorizerFunction: got 0 invoke permissions, want 1",
+		},
+		{
+			name: "authorizer function may write the table",
+			old:  "Action: dynamodb:GetItem", new: "Action: [dynamodb:GetItem, dynamodb:PutItem]",
+			check: "authorizer", wantErr: `function AuthorizerFunction: got Action "dynamodb:PutItem"`,
+		},
+		{
+			name:  "authorizer function may read every table",
+			old:   "              Action: dynamodb:GetItem\n              Resource: !GetAtt Table.Arn",
+			new:   "              Action: dynamodb:GetItem\n              Resource: \"*\"",
+			check: "authorizer", wantErr: `function AuthorizerFunction: got Resource "*"`,
+		},
+		{
+			name:  "authorizer function with CRUD on the table",
+			old:   "          AUTH_CACHE_SECONDS: !Ref AuthorizerCacheSeconds\n      Policies:\n",
+			new:   "          AUTH_CACHE_SECONDS: !Ref AuthorizerCacheSeconds\n      Policies:\n        - DynamoDBCrudPolicy:\n            TableName: !Ref Table\n",
+			check: "authorizer", wantErr: "function AuthorizerFunction: got policy template DynamoDBCrudPolicy",
+		},
+		{
+			name:  "authorizer function may manage connections",
+			old:   "              Action: dynamodb:GetItem\n",
+			new:   "              Action: [dynamodb:GetItem, execute-api:ManageConnections]\n",
+			check: "authorizer", wantErr: `function AuthorizerFunction: got Action "execute-api:ManageConnections"`,
+		},
+		{
+			name: "an identity source that refuses browsers",
+			old:  "      AuthorizerType: REQUEST\n", new: "      AuthorizerType: REQUEST\n      IdentitySource: [route.request.header.Authorization]\n",
+			check: "authorizer", wantErr: "got identity sources [route.request.header.Authorization], want none",
+		},
+		{
+			name: "AUTH_CACHE_SECONDS fixed instead of the parameter",
+			old:  "AUTH_CACHE_SECONDS: !Ref AuthorizerCacheSeconds", new: "AUTH_CACHE_SECONDS: 300",
+			check: "authorizer", wantErr: `function AuthorizerFunction: got AUTH_CACHE_SECONDS="300", want "ref:AuthorizerCacheSeconds"`,
+		},
+		{
+			name: "authorizer cache setting given to every function",
+			old:  "        LOG_LEVEL: !Ref LogLevel\n", new: "        LOG_LEVEL: !Ref LogLevel\n        AUTH_CACHE_SECONDS: !Ref AuthorizerCacheSeconds\n",
+			check: "authorizer", wantErr: "function ConnectFunction: got AUTH_CACHE_SECONDS",
 		},
 		{
 			name: "ManageConnections on every resource",
@@ -502,45 +594,191 @@ func checkRoutes(tpl *Template, _ string) error {
 	return errors.Join(errs...)
 }
 
-// checkStage checks that the stage serves a deployment taken after every
-// route and route response exists.
+// checkStage checks that the WebSocket API has one stage, named by the
+// StageName parameter.
 func checkStage(tpl *Template, _ string) error {
-	var errs []error
-	deployments := tpl.CFN.GetAllApiGatewayV2DeploymentResources()
-	if len(deployments) != 1 {
-		return fmt.Errorf("got %d deployments, want 1", len(deployments))
-	}
-	var depID string
-	var dependsOn []string
-	for id, d := range deployments {
-		depID, dependsOn = id, d.AWSCloudFormationDependsOn
-	}
-	var want []string
-	for id := range tpl.CFN.GetAllApiGatewayV2RouteResources() {
-		want = append(want, id)
-	}
-	for id := range tpl.CFN.GetAllApiGatewayV2RouteResponseResources() {
-		want = append(want, id)
-	}
-	sort.Strings(want)
-	for _, id := range want {
-		if !contains(dependsOn, id) {
-			errs = append(errs, fmt.Errorf("deployment %s: got DependsOn %v, want it to include %s", depID, dependsOn, id))
-		}
+	api, err := tpl.WebSocketAPI()
+	if err != nil {
+		return err
 	}
 	stages := tpl.CFN.GetAllApiGatewayV2StageResources()
 	if len(stages) != 1 {
-		return errors.Join(append(errs, fmt.Errorf("got %d stages, want 1", len(stages)))...)
+		return fmt.Errorf("got %d stages %v, want 1", len(stages), sortedKeys(stages))
 	}
-	for id, s := range stages {
-		if got := str(s.DeploymentId); got != RefPrefix+depID {
-			errs = append(errs, fmt.Errorf("stage %s: got DeploymentId %q, want %q", id, got, RefPrefix+depID))
+	var errs []error
+	for id, st := range stages {
+		if st.ApiId != RefPrefix+api {
+			errs = append(errs, fmt.Errorf("stage %s: got ApiId %q, want %q", id, st.ApiId, RefPrefix+api))
 		}
-		if s.StageName != "ref:StageName" {
-			errs = append(errs, fmt.Errorf("stage %s: got StageName %q, want ref:StageName", id, s.StageName))
+		if st.StageName != "ref:StageName" {
+			errs = append(errs, fmt.Errorf("stage %s: got StageName %q, want ref:StageName", id, st.StageName))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkRedeploy checks that the stage serves the routes of the last stack
+// update: AutoDeploy on, no fixed DeploymentId, and no
+// AWS::ApiGatewayV2::Deployment, which CloudFormation creates once and
+// never again, so that a change of routes (ConnectAuth switches the
+// $connect route's authorizer) would not reach the stage.
+func checkRedeploy(tpl *Template, _ string) error {
+	var errs []error
+	deployments := tpl.CFN.GetAllApiGatewayV2DeploymentResources()
+	for _, id := range sortedKeys(deployments) {
+		errs = append(errs, fmt.Errorf("got AWS::ApiGatewayV2::Deployment %s, want none: it snapshots the routes once, and the stage would keep serving them after they change", id))
+	}
+	stages := tpl.CFN.GetAllApiGatewayV2StageResources()
+	for _, id := range sortedKeys(stages) {
+		st := stages[id]
+		auto := st.AutoDeploy != nil && *st.AutoDeploy
+		switch {
+		case st.DeploymentId != nil && !auto:
+			errs = append(errs, fmt.Errorf("stage %s: got DeploymentId %q and AutoDeploy false, want AutoDeploy true: a fixed deployment keeps serving the old routes", id, *st.DeploymentId))
+		case st.DeploymentId != nil:
+			errs = append(errs, fmt.Errorf("stage %s: got DeploymentId %q, want none with AutoDeploy", id, *st.DeploymentId))
+		case !auto:
+			errs = append(errs, fmt.Errorf("stage %s: got AutoDeploy false, want true (the stage would serve no routes, or old ones)", id))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// The $connect authorizer's function, and the only resource it may read.
+const (
+	authorizerFunction = "AuthorizerFunction"
+	authorizerTable    = "getatt:Table.Arn"
+)
+
+// checkAuthorizer checks the $connect authorizer: ConnectAuth defaults to
+// required; $connect alone has an authorizer, of type REQUEST, with no
+// identity source (the token comes in a header or in the subprotocol, and
+// API Gateway refuses a handshake that lacks a listed source) and no result
+// cache (WebSocket APIs have none); its function may only GetItem on the
+// table, alone gets AUTH_CACHE_SECONDS from AuthorizerCacheSeconds, and may
+// be invoked by API Gateway only as this API's authorizer.
+func checkAuthorizer(tpl *Template, _ string) error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	p, ok := tpl.CFN.Parameters["ConnectAuth"]
+	if !ok {
+		fail("got no parameter ConnectAuth, want one")
+	}
+	if got := tpl.ParameterDefaults()["ConnectAuth"]; got != "required" {
+		fail("parameter ConnectAuth: got default %q, want %q", got, "required")
+	}
+	if got, want := fmt.Sprint(p.AllowedValues), "[required off]"; got != want {
+		fail("parameter ConnectAuth: got allowed values %s, want %s", got, want)
+	}
+	cache := tpl.CFN.Parameters["AuthorizerCacheSeconds"]
+	if cache.Type != "Number" || cache.MinValue == nil || *cache.MinValue != 0 || cache.MaxValue == nil || *cache.MaxValue != 3600 {
+		fail("parameter AuthorizerCacheSeconds: got %s %v..%v, want a Number 0..3600", cache.Type, deref(cache.MinValue), deref(cache.MaxValue))
+	}
+
+	api, err := tpl.WebSocketAPI()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	routes, err := tpl.Routes()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	var auth *Authorizer
+	for _, r := range routes {
+		switch {
+		case r.Authorizer == nil:
+		case r.Key != "$connect":
+			fail("route %s: got authorizer %s, want none (only $connect)", r.Key, r.Authorizer.LogicalID)
+		default:
+			auth = r.Authorizer
+		}
+	}
+	if auth == nil {
+		return errors.Join(append(errs, errors.New("route $connect: got no authorizer, want one (ConnectAuth required)"))...)
+	}
+	if auth.Type != "REQUEST" || auth.Function != authorizerFunction {
+		fail("authorizer %s: got %s invoking %s, want REQUEST invoking %s", auth.LogicalID, auth.Type, auth.Function, authorizerFunction)
+	}
+	if len(auth.IdentitySources) > 0 {
+		fail("authorizer %s: got identity sources %v, want none: API Gateway would refuse a handshake that lacks one, and browsers send the token in the subprotocol", auth.LogicalID, auth.IdentitySources)
+	}
+	if a := tpl.CFN.GetAllApiGatewayV2AuthorizerResources()[auth.LogicalID]; a.AuthorizerResultTtlInSeconds != nil {
+		fail("authorizer %s: got AuthorizerResultTtlInSeconds %d, want none (WebSocket APIs do not cache authorizer results)", auth.LogicalID, *a.AuthorizerResultTtlInSeconds)
+	}
+
+	fns := tpl.Functions()
+	for _, id := range tpl.FunctionIDs() {
+		got, ok := fns[id].Environment["AUTH_CACHE_SECONDS"]
+		switch {
+		case id == auth.Function && got != "ref:AuthorizerCacheSeconds":
+			fail("function %s: got AUTH_CACHE_SECONDS=%q, want %q", id, got, "ref:AuthorizerCacheSeconds")
+		case id != auth.Function && ok:
+			fail("function %s: got AUTH_CACHE_SECONDS=%q, want it on %s only", id, got, auth.Function)
+		}
+	}
+	f := fns[auth.Function]
+	if f.Role != "" {
+		fail("function %s: got Role %q, want none (SAM would ignore Policies)", auth.Function, f.Role)
+	}
+	grants := 0
+	for _, pol := range f.Policies {
+		switch {
+		case pol.Managed != "":
+			fail("function %s: got managed policy %q, want only dynamodb:GetItem on %s", auth.Function, pol.Managed, authorizerTable)
+		case pol.Template != "":
+			fail("function %s: got policy template %s, want only dynamodb:GetItem on %s", auth.Function, pol.Template, authorizerTable)
+		}
+		for _, st := range pol.Statements {
+			if len(st.NotAction) > 0 || len(st.NotResource) > 0 {
+				fail("function %s: got NotAction %v / NotResource %v, want neither", auth.Function, st.NotAction, st.NotResource)
+			}
+			if st.Effect != "Allow" {
+				continue
+			}
+			for _, a := range st.Action {
+				if a != "dynamodb:GetItem" {
+					fail("function %s: got Action %q, want only dynamodb:GetItem", auth.Function, a)
+				}
+			}
+			for _, r := range st.Resource {
+				if r != authorizerTable {
+					fail("function %s: got Resource %q, want only %s", auth.Function, r, authorizerTable)
+				}
+			}
+			grants++
+		}
+	}
+	if grants == 0 {
+		fail("function %s: got no grant, want dynamodb:GetItem on %s", auth.Function, authorizerTable)
+	}
+
+	wantArn := "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${" + api + "}/authorizers/${" + auth.LogicalID + "}"
+	count := 0
+	perms := tpl.CFN.GetAllLambdaPermissionResources()
+	for _, id := range sortedKeys(perms) {
+		perm := perms[id]
+		if permissionFunction(perm.FunctionName) != auth.Function {
+			continue
+		}
+		count++
+		if perm.Action != "lambda:InvokeFunction" || perm.Principal != "apigateway.amazonaws.com" {
+			fail("permission %s: got %s for %s, want lambda:InvokeFunction for apigateway.amazonaws.com", id, perm.Action, perm.Principal)
+		}
+		if got := str(perm.SourceArn); got != wantArn {
+			fail("permission %s: got SourceArn %q, want %s (this API's authorizer only)", id, got, wantArn)
+		}
+	}
+	if count != 1 {
+		fail("function %s: got %d invoke permissions, want 1 (for authorizer %s)", auth.Function, count, auth.LogicalID)
+	}
+	return errors.Join(errs...)
+}
+
+// permissionFunction returns the logical id an AWS::Lambda::Permission's
+// FunctionName refers to (Ref X or Fn::GetAtt X.Arn).
+func permissionFunction(name string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(name, RefPrefix), GetAttPrefix), ".Arn")
 }
 
 // checkCode checks that every function's CodeUri is a directory of the
@@ -764,7 +1002,8 @@ func checkThrottling(tpl *Template, _ string) error {
 }
 
 // checkPermissions checks that each function may be invoked by API Gateway
-// only through its own route of the WebSocket API.
+// only through its own route of the WebSocket API (an authorizer's function:
+// see checkAuthorizer).
 func checkPermissions(tpl *Template, _ string) error {
 	api, err := tpl.WebSocketAPI()
 	if err != nil {
@@ -774,9 +1013,13 @@ func checkPermissions(tpl *Template, _ string) error {
 	if err != nil {
 		return err
 	}
-	routeOf := map[string]string{} // function → its route key
+	routeOf := map[string]string{}   // function → its route key
+	authorizers := map[string]bool{} // functions of authorizers, which checkAuthorizer checks
 	for _, r := range routes {
 		routeOf[r.Function] = r.Key
+		if r.Authorizer != nil {
+			authorizers[r.Authorizer.Function] = true
+		}
 	}
 	arnRE := regexp.MustCompile(`^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{` +
 		regexp.QuoteMeta(api) + `\}/([^/]+)/(.+)$`)
@@ -794,7 +1037,10 @@ func checkPermissions(tpl *Template, _ string) error {
 		if p.Principal != "apigateway.amazonaws.com" {
 			fail("got Principal %q, want apigateway.amazonaws.com", p.Principal)
 		}
-		fn := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(p.FunctionName, RefPrefix), GetAttPrefix), ".Arn")
+		fn := permissionFunction(p.FunctionName)
+		if authorizers[fn] {
+			continue
+		}
 		key, ok := routeOf[fn]
 		if !ok {
 			fail("got FunctionName %q, want a function a route invokes", p.FunctionName)
@@ -1091,12 +1337,16 @@ func TestRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Route{
-		{Key: "$connect", Function: "ConnectFunction", LogicalID: "ConnectRoute", Integration: "ConnectIntegration", IntegrationType: "AWS_PROXY"},
+		{Key: "$connect", Function: "ConnectFunction", LogicalID: "ConnectRoute", Integration: "ConnectIntegration", IntegrationType: "AWS_PROXY",
+			Authorizer: &Authorizer{LogicalID: "Authorizer", Type: "REQUEST", Function: "AuthorizerFunction"}},
 		{Key: "$default", Function: "MessageFunction", HasRouteResponse: true, LogicalID: "DefaultRoute", Integration: "MessageIntegration", IntegrationType: "AWS_PROXY"},
 		{Key: "$disconnect", Function: "DisconnectFunction", LogicalID: "DisconnectRoute", Integration: "DisconnectIntegration", IntegrationType: "AWS_PROXY"},
 	}
 	if !reflect.DeepEqual(routes, want) {
 		t.Errorf("Routes():\ngot  %+v\nwant %+v", routes, want)
+		if len(routes) > 0 {
+			t.Errorf("Routes()[0].Authorizer: got %+v, want %+v", routes[0].Authorizer, want[0].Authorizer)
+		}
 	}
 }
 
@@ -1241,6 +1491,30 @@ func TestRoutesErrors(t *testing.T) {
 		{"target names no integration", `Target: !Sub "integrations/${ConnectIntegration}"`, `Target: !Sub "integrations/${Nothing}"`, "Nothing"},
 		{"integration invokes no function", "functions/${ConnectFunction.Arn}/invocations", "functions/${Table.Arn}/invocations", "Table"},
 		{"integration of another API", "      ApiId: !Ref WebSocketApi\n      IntegrationType", "      ApiId: other\n      IntegrationType", "ApiId"},
+		{"CUSTOM without an AuthorizerId",
+			"      AuthorizerId: !If [ConnectAuthRequired, !Ref Authorizer, !Ref AWS::NoValue]\n", "",
+			"route ConnectRoute ($connect): AuthorizationType CUSTOM with AuthorizerId \"\", want a Ref"},
+		{"AuthorizerId naming the table",
+			"!If [ConnectAuthRequired, !Ref Authorizer, !Ref AWS::NoValue]", "!Ref Table",
+			"route ConnectRoute ($connect): AuthorizerId names Table, which is not an AWS::ApiGatewayV2::Authorizer"},
+		{"authorizer on $disconnect",
+			"      RouteKey: $disconnect\n      AuthorizationType: NONE\n",
+			"      RouteKey: $disconnect\n      AuthorizationType: CUSTOM\n      AuthorizerId: !Ref Authorizer\n",
+			"route DisconnectRoute ($disconnect): AuthorizationType CUSTOM: a WebSocket API allows an authorizer only on $connect"},
+		{"JWT authorizer", "AuthorizerType: REQUEST", "AuthorizerType: JWT",
+			`authorizer Authorizer: AuthorizerType "JWT", want REQUEST`},
+		{"authorizer invoking the table", "functions/${AuthorizerFunction.Arn}/invocations", "functions/${Table.Arn}/invocations",
+			"authorizer Authorizer: AuthorizerUri invokes Table, which is not a function of the template"},
+		{"authorizer invoking no function", "functions/${AuthorizerFunction.Arn}/invocations", "functions/x/invocations",
+			"authorizer Authorizer: AuthorizerUri"},
+		{"authorizer of another API",
+			"      ApiId: !Ref WebSocketApi\n      AuthorizerType: REQUEST", "      ApiId: other\n      AuthorizerType: REQUEST",
+			`authorizer Authorizer: ApiId "other", want "ref:WebSocketApi"`},
+		{"identity source of a REST API",
+			"      AuthorizerType: REQUEST\n", "      AuthorizerType: REQUEST\n      IdentitySource: [method.request.header.Authorization]\n",
+			`IdentitySource "method.request.header.Authorization"`},
+		{"AuthorizerId without CUSTOM", "AuthorizationType: !If [ConnectAuthRequired, CUSTOM, NONE]", "AuthorizationType: NONE",
+			`route ConnectRoute ($connect): AuthorizerId "ref:Authorizer" with AuthorizationType "NONE"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
