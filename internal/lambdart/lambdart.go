@@ -88,6 +88,10 @@ type FunctionError struct {
 
 func (e *FunctionError) Error() string { return e.Type + ": " + e.Message }
 
+// ErrorMessage returns the errorMessage alone, e.g. "Unauthorized" for a
+// Lambda authorizer that refuses a caller.
+func (e *FunctionError) ErrorMessage() string { return e.Message }
+
 // Stats are a pool's counters since NewPool.
 type Stats struct {
 	Invocations    int64         // invocations that have ended with a response or a *FunctionError

@@ -58,6 +58,10 @@ type conn struct {
 	userAgent   string
 	domainName  string
 	localAddr   string
+	// authorizer is requestContext.authorizer of every event after the
+	// $connect authorizer allowed the connection: principalId and the
+	// authorizer's context. Set before the connection opens; read-only after.
+	authorizer map[string]any
 
 	lastActive   atomic.Int64 // unix nanoseconds of the last frame in or out (the idle timer)
 	lastReceived atomic.Int64 // unix nanoseconds of the last frame from the client (lastActiveAt)

@@ -36,7 +36,7 @@ func newTraceID(now time.Time) string {
 // requestContext returns the requestContext every event of c carries.
 func (g *Gateway) requestContext(c *conn, routeKey, eventType string, now time.Time) events.APIGatewayWebsocketProxyRequestContext {
 	id := newID()
-	return events.APIGatewayWebsocketProxyRequestContext{
+	rc := events.APIGatewayWebsocketProxyRequestContext{
 		RouteKey:          routeKey,
 		EventType:         eventType,
 		ExtendedRequestID: id,
@@ -51,6 +51,10 @@ func (g *Gateway) requestContext(c *conn, routeKey, eventType string, now time.T
 		ConnectionID:      c.id,
 		APIID:             g.cfg.APIID,
 	}
+	if c.authorizer != nil { // a nil map in the interface would be "authorizer": null
+		rc.Authorizer = c.authorizer
+	}
+	return rc
 }
 
 // connectEvent is the CONNECT event: the client's headers in its own
@@ -60,6 +64,7 @@ func (g *Gateway) connectEvent(c *conn, req *request) events.APIGatewayWebsocket
 	ev := events.APIGatewayWebsocketProxyRequest{
 		Headers:           map[string]string{},
 		MultiValueHeaders: map[string][]string{},
+		StageVariables:    g.cfg.StageVariables,
 		RequestContext:    g.requestContext(c, "$connect", "CONNECT", now),
 	}
 	add := func(k, v string) {
@@ -121,7 +126,7 @@ func parseQuery(raw string) (map[string][]string, error) {
 func (g *Gateway) messageEvent(c *conn, routeKey string, body []byte) events.APIGatewayWebsocketProxyRequest {
 	rc := g.requestContext(c, routeKey, "MESSAGE", time.Now())
 	rc.MessageID = newID()
-	return events.APIGatewayWebsocketProxyRequest{RequestContext: rc, Body: string(body)}
+	return events.APIGatewayWebsocketProxyRequest{RequestContext: rc, Body: string(body), StageVariables: g.cfg.StageVariables}
 }
 
 // disconnectEvent is the DISCONNECT event: the close code and reason, and
@@ -135,5 +140,5 @@ func (g *Gateway) disconnectEvent(c *conn, code int, reason string) events.APIGa
 	for k, v := range h {
 		mv[k] = []string{v}
 	}
-	return events.APIGatewayWebsocketProxyRequest{Headers: h, MultiValueHeaders: mv, RequestContext: rc}
+	return events.APIGatewayWebsocketProxyRequest{Headers: h, MultiValueHeaders: mv, StageVariables: g.cfg.StageVariables, RequestContext: rc}
 }

@@ -18,14 +18,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Defaults of Config, from API Gateway's quotas.
+// Defaults of Config, from API Gateway's quotas (and a placeholder account).
 const (
 	DefaultAddr               = "127.0.0.1:3001"
 	DefaultStage              = "dev"
@@ -40,6 +42,7 @@ const (
 	DefaultMaxInvocations     = 1000 // AWS's default account concurrency
 	DefaultManagementTimeout  = 10 * time.Second
 	DefaultRouteSelection     = "$request.body.action"
+	DefaultAccountID          = "000000000000"
 )
 
 // Invoker runs the functions that routes name.
@@ -52,12 +55,15 @@ type Invoker interface {
 
 // Route is a route of the WebSocket API: its key ($connect, $disconnect,
 // $default or a value of the route selection expression), the function its
-// integration invokes, and whether it has a route response (only then is the
-// function's response body sent back to the client).
+// integration invokes, whether it has a route response (only then is the
+// function's response body sent back to the client), and, for $connect
+// only, a Lambda REQUEST authorizer that decides each handshake before the
+// function runs (see docs/AUTHORIZERS.md).
 type Route struct {
 	Key           string
 	Function      string
 	RouteResponse bool
+	Authorizer    *Authorizer
 }
 
 // Config describes a gateway. Zero fields mean their documented defaults.
@@ -72,6 +78,13 @@ type Config struct {
 	APIID string
 	// Region is reported in ARNs and ids; default us-east-1.
 	Region string
+	// AccountID is the account in the authorizer's methodArn; default
+	// 000000000000.
+	AccountID string
+	// StageVariables are the stage's variables: sent in every event as
+	// stageVariables (the authorizer's event carries {} when there are
+	// none), and looked up by stageVariables.NAME identity sources.
+	StageVariables map[string]string
 	// RouteSelectionExpression picks a route for each message; default
 	// $request.body.action.
 	RouteSelectionExpression string
@@ -114,11 +127,13 @@ type Config struct {
 	// Verbose adds message and response bodies and events to the log, and
 	// logs every management API call.
 	Verbose bool
-	// Redact is applied to every body and response the verbose log holds;
-	// events are logged with their body through it and the values of
-	// headers and query parameters that carry credentials (Authorization,
-	// Cookie, X-Api-Key, Sec-WebSocket-Protocol, names with token, secret,
-	// key...) replaced. Default RedactSecrets.
+	// Redact is applied to every body and response the verbose log holds
+	// (the authorizer's response too); events, the authorizer's included,
+	// are logged with their body through it and the values of headers,
+	// query parameters, stage variables and authorizer context keys that
+	// carry credentials (Authorization, Cookie, X-Api-Key,
+	// Sec-WebSocket-Protocol, names with token, secret, key...) replaced.
+	// Default RedactSecrets.
 	Redact func(string) string
 }
 
@@ -151,6 +166,12 @@ func (c *Config) setDefaults() error {
 	if c.Region == "" {
 		c.Region = "us-east-1"
 	}
+	if c.AccountID == "" {
+		c.AccountID = DefaultAccountID
+	}
+	if c.StageVariables != nil {
+		c.StageVariables = maps.Clone(c.StageVariables)
+	}
 	if c.RouteSelectionExpression == "" {
 		c.RouteSelectionExpression = DefaultRouteSelection
 	}
@@ -182,6 +203,8 @@ type Gateway struct {
 	routes   map[string]Route
 	// customRoutes: some route is neither $connect, $disconnect nor $default.
 	customRoutes bool
+	auth         *authorizer // $connect's, if it has one
+	stats        stats
 	mgmt         *http.Server
 	mgmtLn       *chanListener
 
@@ -203,13 +226,18 @@ type Gateway struct {
 }
 
 // New returns a gateway listening on cfg.Addr (or cfg.Listener). It serves
-// nothing until Run.
+// nothing until Run. It fails on a configuration API Gateway would refuse
+// (an authorizer on a route other than $connect, an identity source it
+// cannot parse) and when it cannot listen.
 func New(cfg Config) (*Gateway, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
 	sel, err := parseSelector(cfg.RouteSelectionExpression)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkAuthorizers(cfg.Routes); err != nil {
 		return nil, err
 	}
 	ln := cfg.Listener
@@ -241,6 +269,10 @@ func New(cfg Config) (*Gateway, error) {
 		g.routes[r.Key] = r
 		g.customRoutes = g.customRoutes || !strings.HasPrefix(r.Key, "$")
 	}
+	if r, ok := g.routes["$connect"]; ok && r.Authorizer != nil {
+		g.auth, _ = newAuthorizer(*r.Authorizer) // checked by checkAuthorizers
+	}
+	g.stats.invocations = make(map[string]int64)
 	g.mgmt = &http.Server{
 		Handler: g.mgmtHandler(),
 		// A request must arrive whole in time: a client that sends a head
@@ -251,6 +283,76 @@ func New(cfg Config) (*Gateway, error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	return g, nil
+}
+
+// Stats are a gateway's counters since New.
+type Stats struct {
+	// Invocations counts, by function name, the invocations the gateway
+	// started: of routes' functions and of the $connect authorizer,
+	// whatever their outcome.
+	Invocations map[string]int64
+	// Authorized counts the handshakes the $connect authorizer allowed;
+	// $connect ran next.
+	Authorized int64
+	// Unauthorized401 counts the handshakes refused with 401: an identity
+	// source was missing or empty (the authorizer was not invoked), or the
+	// authorizer failed with the error message "Unauthorized".
+	Unauthorized401 int64
+	// Forbidden403 counts the handshakes refused with 403: the authorizer's
+	// policy denied execute-api:Invoke on the $connect method ARN, or did
+	// not allow it.
+	Forbidden403 int64
+	// Failed500 counts the handshakes refused with 500: the authorizer
+	// failed with another error or timed out, or answered with a malformed
+	// response.
+	Failed500 int64
+}
+
+// stats are the counters behind Stats.
+type stats struct {
+	mu          sync.Mutex
+	invocations map[string]int64
+
+	authorized, unauthorized, forbidden, failed atomic.Int64
+}
+
+// Stats returns the gateway's counters. It is safe for concurrent use.
+func (g *Gateway) Stats() Stats {
+	g.stats.mu.Lock()
+	inv := maps.Clone(g.stats.invocations)
+	g.stats.mu.Unlock()
+	return Stats{
+		Invocations:     inv,
+		Authorized:      g.stats.authorized.Load(),
+		Unauthorized401: g.stats.unauthorized.Load(),
+		Forbidden403:    g.stats.forbidden.Load(),
+		Failed500:       g.stats.failed.Load(),
+	}
+}
+
+// countHandshake counts an authorizer's verdict on a handshake.
+func (s *stats) countHandshake(status int) {
+	switch status {
+	case http.StatusOK:
+		s.authorized.Add(1)
+	case http.StatusUnauthorized:
+		s.unauthorized.Add(1)
+	case http.StatusForbidden:
+		s.forbidden.Add(1)
+	default:
+		s.failed.Add(1)
+	}
+}
+
+// call invokes function with payload under the integration timeout, and
+// counts the invocation.
+func (g *Gateway) call(parent context.Context, function string, payload []byte) ([]byte, error) {
+	g.stats.mu.Lock()
+	g.stats.invocations[function]++
+	g.stats.mu.Unlock()
+	ctx, cancel := context.WithTimeout(parent, g.cfg.IntegrationTimeout)
+	defer cancel()
+	return g.cfg.Invoker.Invoke(ctx, function, payload)
 }
 
 // Addr returns the address the gateway listens on.

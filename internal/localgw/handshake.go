@@ -111,9 +111,11 @@ func writeHTTPError(w io.Writer, status int, body string, extra http.Header) {
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// handshake runs $connect for a WebSocket upgrade request and, when it
-// answers 2xx, completes the upgrade; otherwise the client gets the
-// function's status (502 if the function failed) and no $disconnect follows.
+// handshake runs $connect's authorizer, if it has one, and $connect for a
+// WebSocket upgrade request and, when the authorizer allows it and $connect
+// answers 2xx, completes the upgrade. Otherwise the client gets the
+// authorizer's refusal (401, 403 or 500, $connect not invoked) or the
+// function's status (502 if the function failed), and no $disconnect follows.
 func (g *Gateway) handshake(nc net.Conn, br *bufio.Reader, req *request) {
 	fail := func(status int, body string) {
 		writeHTTPError(nc, status, body, nil)
@@ -142,8 +144,21 @@ func (g *Gateway) handshake(nc net.Conn, br *bufio.Reader, req *request) {
 		return
 	}
 	defer g.handshakes.Done()
+	var ev *events.APIGatewayWebsocketProxyRequest // the CONNECT event, if there is a $connect route
+	if _, ok := g.routes["$connect"]; ok {
+		e := g.connectEvent(c, req)
+		ev = &e
+	}
+	if g.auth != nil {
+		if status, body := g.authorize(c, ev); status != http.StatusOK {
+			g.unregister(c)
+			writeHTTPError(nc, status, body, nil)
+			nc.Close()
+			return
+		}
+	}
 	start := time.Now()
-	status, respHeaders, body, err := g.connect(c, req)
+	status, respHeaders, body, err := g.connect(c, ev)
 	dur := time.Since(start)
 	if err != nil || status < 200 || status > 299 {
 		g.unregister(c)
@@ -177,15 +192,14 @@ func (g *Gateway) handshake(nc net.Conn, br *bufio.Reader, req *request) {
 	}
 }
 
-// connect invokes the $connect route, if there is one, and returns its
-// status, the headers it sets on the handshake response, and its body.
-func (g *Gateway) connect(c *conn, req *request) (int, http.Header, string, error) {
-	route, ok := g.routes["$connect"]
-	if !ok {
+// connect invokes the $connect route with its event ev (nil: there is no
+// such route) and returns its status, the headers it sets on the handshake
+// response, and its body.
+func (g *Gateway) connect(c *conn, ev *events.APIGatewayWebsocketProxyRequest) (int, http.Header, string, error) {
+	if ev == nil {
 		return http.StatusOK, nil, "", nil
 	}
-	ev := g.connectEvent(c, req)
-	resp, err := g.invoke(g.hsCtx, c, route, &ev, "CONNECT")
+	resp, err := g.invoke(g.hsCtx, c, g.routes["$connect"], ev, "CONNECT")
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -232,9 +246,7 @@ func (g *Gateway) invoke(parent context.Context, c *conn, route Route, ev *event
 	if g.cfg.Verbose && label != "" {
 		g.log.Debug(label+" event", "conn", c.id, "event", string(redactedEvent(ev, g.cfg.Redact)))
 	}
-	ctx, cancel := context.WithTimeout(parent, g.cfg.IntegrationTimeout)
-	defer cancel()
-	out, err := g.cfg.Invoker.Invoke(ctx, route.Function, payload)
+	out, err := g.call(parent, route.Function, payload)
 	if err != nil {
 		return resp, fmt.Errorf("%s: %w", route.Function, err)
 	}

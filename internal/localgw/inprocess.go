@@ -4,12 +4,45 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 	"sync"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
+
+// FunctionError is the error a function returned, as InProcess reports it:
+// in the terms of the error document Lambda's Go runtime posts for it, as
+// lambdart.FunctionError does for function binaries.
+type FunctionError struct {
+	// Type is Lambda's errorType: the name of the error's Go type, without
+	// package or pointer ("errorString" for errors.New, "wrapError" for
+	// fmt.Errorf with %w), or the Type of a messages.InvokeResponse_Error.
+	Type string
+	// Message is Lambda's errorMessage: the error's text.
+	Message string
+}
+
+func (e *FunctionError) Error() string { return e.Type + ": " + e.Message }
+
+// ErrorMessage returns the errorMessage alone, e.g. "Unauthorized" for a
+// Lambda authorizer that refuses a caller.
+func (e *FunctionError) ErrorMessage() string { return e.Message }
+
+// functionError describes err as aws-lambda-go's runtime does before it
+// posts it to Lambda (lambda.lambdaErrorResponse).
+func functionError(err error) *FunctionError {
+	if ive, ok := err.(messages.InvokeResponse_Error); ok {
+		return &FunctionError{Type: ive.Type, Message: ive.Message}
+	}
+	t := reflect.TypeOf(err)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return &FunctionError{Type: t.Name(), Message: err.Error()}
+}
 
 // InProcess runs functions in this process: each invocation goes through
 // aws-lambda-go's handler machinery (lambda.NewHandler(f).Invoke) with the
@@ -35,8 +68,9 @@ func NewInProcess(funcs map[string]any) *InProcess {
 	return p
 }
 
-// Invoke runs function with payload. A panic in the function is reported as
-// an error, as Lambda reports a crashed invocation. When ctx ends first
+// Invoke runs function with payload. An error the function returns is
+// reported as a *FunctionError; a panic in the function as an error, as
+// Lambda reports a crashed invocation. When ctx ends first
 // (the integration timeout), Invoke returns ctx's error at once and the
 // late result is dropped, as API Gateway drops it.
 func (p *InProcess) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
@@ -64,7 +98,11 @@ func (p *InProcess) Invoke(ctx context.Context, function string, payload []byte)
 		out, err := h.Invoke(lctx, payload)
 		out = bytes.Clone(out) // before h, and its buffer pool, are used again
 		pool.Put(h)
-		done <- result{out, err}
+		if err != nil {
+			done <- result{nil, functionError(err)}
+			return
+		}
+		done <- result{out, nil}
 	}()
 	select {
 	case r := <-done:

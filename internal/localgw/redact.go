@@ -107,8 +107,9 @@ func secretName(name string) bool {
 }
 
 // redactedEvent returns the JSON of an event as the verbose log shows it:
-// its body through redact, and the values of headers and query parameters
-// that carry credentials replaced.
+// its body through redact, and the values of headers, query parameters,
+// stage variables and authorizer context keys that carry credentials
+// replaced.
 func redactedEvent(ev *events.APIGatewayWebsocketProxyRequest, redact func(string) string) []byte {
 	cp := *ev
 	cp.Body = redact(ev.Body)
@@ -116,8 +117,38 @@ func redactedEvent(ev *events.APIGatewayWebsocketProxyRequest, redact func(strin
 	cp.QueryStringParameters = redactMap(ev.QueryStringParameters)
 	cp.MultiValueHeaders = redactMultiMap(ev.MultiValueHeaders)
 	cp.MultiValueQueryStringParameters = redactMultiMap(ev.MultiValueQueryStringParameters)
+	cp.StageVariables = redactMap(ev.StageVariables)
+	if a, ok := ev.RequestContext.Authorizer.(map[string]any); ok {
+		cp.RequestContext.Authorizer = redactAuthorizer(a)
+	}
 	b, _ := json.Marshal(&cp)
 	return b
+}
+
+// redactedAuthorizerEvent is redactedEvent for the event of a $connect
+// authorizer.
+func redactedAuthorizerEvent(ev *authorizerRequest) []byte {
+	cp := *ev
+	cp.Headers = redactMap(ev.Headers)
+	cp.QueryStringParameters = redactMap(ev.QueryStringParameters)
+	cp.MultiValueHeaders = redactMultiMap(ev.MultiValueHeaders)
+	cp.MultiValueQueryStringParameters = redactMultiMap(ev.MultiValueQueryStringParameters)
+	cp.StageVariables = redactMap(ev.StageVariables)
+	b, _ := json.Marshal(&cp)
+	return b
+}
+
+// redactAuthorizer returns requestContext.authorizer with the string
+// values of keys that name a credential replaced.
+func redactAuthorizer(a map[string]any) map[string]any {
+	out := make(map[string]any, len(a))
+	for k, v := range a {
+		if s, ok := v.(string); ok && s != "" && secretName(k) {
+			v = Redacted
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func redactMap(m map[string]string) map[string]string {
