@@ -8,7 +8,7 @@ TEST_FORMAT ?= testdox
 # Lambda build settings, as deployed: provided.al2023 on arm64.
 LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
-FUNCTIONS    := connect disconnect message sweeper
+FUNCTIONS    := connect disconnect message sweeper authorizer
 
 .PHONY: run test test-short bench soak fuzz lint build sam-build dynamodb-local localstack-test clean help
 
@@ -24,10 +24,11 @@ test: ## the whole suite with -race, DynamoDB Local included (fetched once, star
 test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
 	$(GO) test -race ./...
 
-bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out time, local gateway throughput, cost of a sweep
+bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out time, local gateway throughput, a reconnect storm through the authorizer, cost of a sweep
 	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench DynamoDBCallsPerMessage -benchtime 100x ./internal/handler/
 	$(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/
 	$(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/localrun/
+	$(GO) test -run '^$$' -bench ReconnectStorm -benchtime 5x ./internal/localrun/
 	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench SweepCost -benchtime 3x ./internal/handler/
 
 soak: ## 1,000 connections on the local gateway for about 3 minutes with closes, drops, freezes and reconnects under traffic (ARGS="--duration 30s --connections 200")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -52,14 +53,30 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		}
 	}
 
-	c, _, err := websocket.Dial(context.Background(), url.FindString(out), nil)
-	if err != nil {
-		t.Fatal(err)
+	// As a new user does: the printed wscat line's URL and header, and an
+	// EVENT at once, with no IDENTIFY, reaches another client of the group.
+	line := regexp.MustCompile(`wscat -c '(ws://[^?']+)\?group=(\w+)' -H 'Authorization: Bearer (\S+)'`).FindStringSubmatch(out)
+	if line == nil || line[3] != "mst_cmd-test" {
+		t.Fatalf("startup output %q has no wscat line with the token's header", out)
 	}
+	dial := func() *websocket.Conn {
+		c, _, err := websocket.Dial(context.Background(), line[1]+"?group="+line[2], &websocket.DialOptions{
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + line[3]}},
+		})
+		if err != nil {
+			t.Fatalf("dial as printed: %v", err)
+		}
+		return c
+	}
+	c, sender := dial(), dial()
 	defer c.CloseNow()
-	c.Write(context.Background(), websocket.MessageText, []byte(`{"op":1,"data":{"token":"mst_cmd-test","group":"g"}}`))
-	if _, msg, err := c.Read(context.Background()); err != nil || !strings.Contains(string(msg), `"op":1`) {
-		t.Fatalf("IDENTIFY with the printed token: %s, %v", msg, err)
+	defer sender.CloseNow()
+	sender.Write(context.Background(), websocket.MessageText, []byte(`{"op":0,"event":"HELLO","data":{"n":1},"intent":{"target":"GROUP","identifier":"`+line[2]+`"}}`))
+	if _, msg, err := c.Read(context.Background()); err != nil || !strings.Contains(string(msg), `"event":"HELLO"`) {
+		t.Fatalf("an EVENT sent at once by a client connected as printed: the other got %s, %v", msg, err)
+	}
+	if _, _, err := websocket.Dial(context.Background(), line[1]+"?group=g", nil); err == nil {
+		t.Error("a handshake without the token was accepted")
 	}
 
 	stop() // what SIGINT does

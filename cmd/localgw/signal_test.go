@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -74,14 +75,16 @@ func TestInterruptUnderMakeRunGivesEveryClient1001(t *testing.T) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				c, _, err := websocket.Dial(ctx, url, nil)
+				c, _, err := websocket.Dial(ctx, url+"?group=g", &websocket.DialOptions{
+					HTTPHeader: http.Header{"Authorization": {"Bearer mst_signal-test"}},
+				})
 				if err != nil {
 					ready.Done()
 					codes <- -1
 					return
 				}
 				defer c.CloseNow()
-				c.Write(ctx, websocket.MessageText, []byte(`{"op":1,"data":{"token":"mst_signal-test","group":"g"}}`))
+				c.Write(ctx, websocket.MessageText, []byte(`{"op":1}`)) // who am I
 				c.Read(ctx)
 				ready.Done()
 				go func() { // keep sending until the gateway goes

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,15 +14,19 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/mastersocket/mastersocket/internal/dynamostore"
+	"github.com/mastersocket/mastersocket/internal/dynamotest"
 	"github.com/mastersocket/mastersocket/internal/handler"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/storetest"
+	"github.com/mastersocket/mastersocket/internal/template"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
 
-// authorizerEvent returns testdata/apigw/authorizer.json with its headers
-// and query string replaced by those given (nil keeps the fixture's).
+// authorizerEvent returns testdata/apigw/authorizer.json (AWS's example
+// input) with its headers and query string replaced by those given (nil
+// keeps the fixture's).
 func authorizerEvent(t testing.TB, connID string, headers map[string]string, query map[string]string) []byte {
 	t.Helper()
 	raw, err := os.ReadFile("../../testdata/apigw/authorizer.json")
@@ -78,7 +83,7 @@ func TestTheAuthorizerAnswersAsAPIGatewayExpects(t *testing.T) {
 		// want: "Allow", "Deny" or "Unauthorized" (the error message).
 		want string
 	}{
-		{"a valid bearer token and group are allowed", nil, nil, "Allow"},
+		{"a valid bearer token and group are allowed", map[string]string{"Authorization": "Bearer " + testToken, "X-Mastersocket-Group": "edge"}, nil, "Allow"},
 		{"the group may be in the query string", map[string]string{"Authorization": "Bearer " + testToken}, map[string]string{"group": "edge"}, "Allow"},
 		{"a browser's subprotocol token is allowed",
 			map[string]string{"Sec-WebSocket-Protocol": "mastersocket, bearer." + testToken}, map[string]string{"group": "edge"}, "Allow"},
@@ -262,4 +267,55 @@ func newStoreWithToken(t *testing.T) storetest.Store {
 	s := stores(t)["memory"](t)
 	putToken(t, s)
 	return s
+}
+
+// The authorizer's policy in template.yaml grants exactly what it does on
+// DynamoDB: one GetItem of the token, on the table, and nothing else.
+func TestAuthorizerPolicyIsWhatItDoes(t *testing.T) {
+	db := dynamotest.Client(t)
+	table := dynamotest.NewTable(t, db)
+	setup, err := dynamostore.New(db, dynamostore.Config{Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putToken(t, setup)
+	rec := &countingAPI{API: db, calls: map[string]int{}}
+	st, err := dynamostore.New(rec, dynamostore.Config{Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandlers(t, st, newMgmtServer(t))
+	for _, hdr := range []map[string]string{
+		{"Authorization": "Bearer " + testToken, "X-Mastersocket-Group": "edge"}, // allowed
+		{"Authorization": "Bearer mst_nobody", "X-Mastersocket-Group": "edge"},   // unknown
+	} {
+		authorize(t, h, authorizerEvent(t, "CdmPolicy0001Q=", hdr, nil))
+	}
+	var did []string
+	for op, n := range rec.take() {
+		did = append(did, fmt.Sprintf("dynamodb:%s on table ×%d", op, n))
+	}
+	tmpl, err := template.Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var granted []string
+	for _, p := range tmpl.Functions()["AuthorizerFunction"].Policies {
+		if p.Template != "" || p.Managed != "" {
+			t.Errorf("the authorizer's policies include %v: want only its own statements", p.Raw)
+		}
+		for _, s := range p.Statements {
+			for _, a := range s.Action {
+				for _, r := range s.Resource {
+					granted = append(granted, a+" on "+r)
+				}
+			}
+		}
+	}
+	if want := []string{"dynamodb:GetItem on table ×2"}; !slices.Equal(did, want) {
+		t.Errorf("two handshakes with two tokens made %v, want %v", did, want)
+	}
+	if want := []string{"dynamodb:GetItem on getatt:Table.Arn"}; !slices.Equal(granted, want) {
+		t.Errorf("the authorizer's policy grants %v, want %v", granted, want)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,6 +280,34 @@ var badInputs = []badInput{
 
 const scopedToken = "mst_bad-input-scoped"
 
+// handshake is a WebSocket upgrade request to the stage with extra header
+// lines and a query string.
+func handshake(query string, headers ...string) func(*testing.T, *localrun.Server) string {
+	raw := "GET /dev" + query + " HTTP/1.1\r\nHost: HOST\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, h := range headers {
+		raw += h + "\r\n"
+	}
+	return httpRequest(raw + "\r\n")
+}
+
+const expiredToken = "mst_bad-input-expired"
+
+// handshakeInputs are tried on a gateway in the template's default mode,
+// ConnectAuth=required: the $connect authorizer answers, and no connection
+// is made.
+var handshakeInputs = []badInput{
+	{"H1", "a handshake without a token", "HTTP 401", handshake("?group=g")},
+	{"H2", "a handshake whose Authorization is not a bearer token", "HTTP 401", handshake("?group=g", "Authorization: Basic dXNlcjpwdw==")},
+	{"H3", "a handshake with a token that is not stored", "HTTP 401", handshake("?group=g", "Authorization: Bearer mst_guessed")},
+	{"H4", "a handshake with an expired token", "HTTP 401", handshake("?group=g", "Authorization: Bearer "+expiredToken)},
+	{"H5", "a handshake with two different tokens (header and subprotocol)", "HTTP 401", handshake("?group=g", "Authorization: Bearer "+e2eToken, "Sec-WebSocket-Protocol: mastersocket, bearer."+scopedToken)},
+	{"H6", "a handshake without a group", "HTTP 403", handshake("", "Authorization: Bearer "+e2eToken)},
+	{"H7", "a handshake with a group that is not a group name", "HTTP 403", handshake("?group=a%2Fb", "Authorization: Bearer "+e2eToken)},
+	{"H8", "a handshake with two different groups", "HTTP 403", handshake("?group=a", "Authorization: Bearer "+e2eToken, "X-Mastersocket-Group: b")},
+	{"H9", "a handshake for a group the token does not allow", "HTTP 403", handshake("?group=admins", "Authorization: Bearer "+scopedToken)},
+}
+
 // TestBadInput sends every kind of bad input of docs/SECURITY.md's table
 // to a local gateway over real sockets and checks the exact answer.
 func TestBadInput(t *testing.T) {
@@ -297,6 +326,24 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+
+	sr := startLocal(t, localrun.Options{Parameters: map[string]string{"ConnectAuth": "required"}})
+	expired := token.Token{Hash: token.HashOf(expiredToken), AllGroups: true, ExpiresAt: time.Now().Add(-time.Minute)}
+	for _, tok := range []token.Token{scopedTokenOf(), expired} {
+		if err := sr.Store().PutToken(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range handshakeInputs {
+		t.Run(b.id, func(t *testing.T) {
+			if got := b.try(t, sr); got != b.answer {
+				t.Errorf("got %q, want %q", got, b.answer)
+			}
+		})
+	}
+	if n := len(items(t, sr)); n != 0 || sr.Stats().Invocations["ConnectFunction"] != 0 {
+		t.Errorf("refused handshakes left %d connections and ran $connect %d times", n, sr.Stats().Invocations["ConnectFunction"])
+	}
 }
 
 // TestSecurityDocListsTheBadInputTable checks that docs/SECURITY.md's
@@ -306,12 +353,12 @@ func TestSecurityDocListsTheBadInputTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| ([TMP]\\d+) \\| (.+?) \\| (.+?) \\|")
+	row := regexp.MustCompile("(?m)^\\| ([TMPH]\\d+) \\| (.+?) \\| (.+?) \\|")
 	documented := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
 		documented[m[1]] = strings.Trim(m[3], "` ")
 	}
-	for _, b := range badInputs {
+	for _, b := range append(slices.Clone(badInputs), handshakeInputs...) {
 		got, ok := documented[b.id]
 		if !ok {
 			t.Errorf("%s (%s) is not in docs/SECURITY.md's bad-input table", b.id, b.input)

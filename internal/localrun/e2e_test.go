@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -20,10 +21,21 @@ import (
 const e2eToken = "mst_end-to-end"
 
 // startLocal runs template.yaml's functions on the local gateway for a test.
+// Unless o.Parameters sets ConnectAuth, it runs with ConnectAuth=off: most
+// of the suite drives the protocol as seed-style clients do, connecting
+// anonymously and identifying with IDENTIFY (connectauth_test.go drives the
+// template's default, required).
 func startLocal(t *testing.T, o localrun.Options) *localrun.Server {
 	t.Helper()
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
+	}
+	if _, ok := o.Parameters["ConnectAuth"]; !ok {
+		o.Parameters = maps.Clone(o.Parameters)
+		if o.Parameters == nil {
+			o.Parameters = map[string]string{}
+		}
+		o.Parameters["ConnectAuth"] = "off"
 	}
 	o.Template = "../../template.yaml"
 	o.Token = e2eToken
@@ -65,6 +77,11 @@ func connectSvc(t *testing.T, s *localrun.Server, name string) *svc {
 	if err != nil {
 		t.Fatalf("%s: dial: %v", name, err)
 	}
+	return wrap(t, c, name)
+}
+
+// wrap reads the frames of a connection in the background.
+func wrap(t *testing.T, c *websocket.Conn, name string) *svc {
 	c.SetReadLimit(1 << 20)
 	v := &svc{t: t, name: name, c: c, frames: make(chan protocol.Frame, 100), raw: make(chan string, 100), closed: make(chan websocket.StatusCode, 1)}
 	go func() {
@@ -100,6 +117,15 @@ func (v *svc) next() protocol.Frame {
 		<-v.raw
 		return f
 	case code := <-v.closed:
+		// The reader hands in every frame before the close: one may be
+		// waiting still, as select picks among ready cases at random.
+		select {
+		case f := <-v.frames:
+			<-v.raw
+			v.closed <- code
+			return f
+		default:
+		}
 		v.t.Fatalf("%s: closed (%d) while waiting for a frame", v.name, code)
 	case <-time.After(10 * time.Second):
 		v.t.Fatalf("%s: no frame", v.name)

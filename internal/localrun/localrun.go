@@ -160,14 +160,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	tmpl, err := template.Load(o.Template)
+	tmpl, err := template.LoadWithParameters(o.Template, o.Parameters)
 	if err != nil {
 		return nil, err
 	}
-	params, err := parameters(tmpl, o.Parameters)
-	if err != nil {
-		return nil, err
-	}
+	params := tmpl.ParameterValues()
 	tmplRoutes, err := tmpl.Routes()
 	if err != nil {
 		return nil, err
@@ -209,11 +206,19 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	// The gateway first, so that in-process functions can reach its
 	// management API in memory; the functions are filled in before Run.
 	var routes []localgw.Route
+	var connectAuth *template.Authorizer
 	for _, r := range tmplRoutes {
-		routes = append(routes, localgw.Route{Key: r.Key, Function: r.Function, RouteResponse: r.HasRouteResponse})
+		route := localgw.Route{Key: r.Key, Function: r.Function, RouteResponse: r.HasRouteResponse}
+		if a := r.Authorizer; a != nil {
+			route.Authorizer = &localgw.Authorizer{Name: a.LogicalID, Function: a.Function, IdentitySources: a.IdentitySources}
+			if r.Key == "$connect" {
+				connectAuth = a
+			}
+		}
+		routes = append(routes, route)
 	}
 	gc := o.Gateway
-	gc.Listener, gc.Stage, gc.APIID, gc.Region = ln, o.Stage, localAPIID, localRegion
+	gc.Listener, gc.Stage, gc.APIID, gc.Region, gc.AccountID = ln, o.Stage, localAPIID, localRegion, localAccount
 	gc.RouteSelectionExpression = tmpl.RouteSelectionExpression()
 	gc.Routes, gc.Invoker, gc.Logger, gc.Verbose = routes, s.invokers, o.Logger, o.Verbose
 	if gc.Redact == nil {
@@ -230,9 +235,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	needed := map[string]string{} // function → why it runs (a route, a schedule)
+	needed := map[string]string{} // function → why it runs (a route, its authorizer, a schedule)
 	for _, r := range tmplRoutes {
 		needed[r.Function] = "route " + r.Key
+		if r.Authorizer != nil {
+			needed[r.Authorizer.Function] = "authorizer " + r.Authorizer.LogicalID + " of route " + r.Key
+		}
 	}
 	for _, sc := range schedules {
 		if _, ok := needed[sc.function]; !ok {
@@ -274,11 +282,18 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			fmt.Fprintf(&sched, "  schedule       %s not run on its own (%s)\n", sc.function, sc.source)
 		}
 	}
+	auth := "off (IDENTIFY with the token after connecting)"
+	if connectAuth != nil {
+		auth = "required: the handshake carries the token (" + connectAuth.LogicalID + " runs on $connect)"
+	}
 	s.Summary = fmt.Sprintf(`mastersocket local gateway: %s, %d routes, functions %s, store %s
   WebSocket      %s
   @connections   %s/@connections/{connectionId}
   token          %s  (all groups)
-%s`, o.Template, len(routes), o.Functions, storeDesc, gw.URL(), gw.ManagementEndpoint(), s.Token, sched.String())
+  connect auth   %s
+%s
+%s`, o.Template, len(routes), o.Functions, storeDesc, gw.URL(), gw.ManagementEndpoint(), s.Token, auth, sched.String(),
+		howToConnect(gw.URL(), s.Token, connectAuth != nil))
 	ok = true
 	return s, nil
 }
@@ -427,6 +442,7 @@ var inProcessHandlers = map[string]func(*handler.Handlers) any{
 	"functions/disconnect": func(h *handler.Handlers) any { return h.Disconnect },
 	"functions/message":    func(h *handler.Handlers) any { return h.Message },
 	"functions/sweeper":    func(h *handler.Handlers) any { return h.Sweep },
+	"functions/authorizer": func(h *handler.Handlers) any { return h.Authorize },
 }
 
 // invoker returns what runs fn: in this process when the mode and the
@@ -630,19 +646,24 @@ func (r envResolver) arn(logicalID string) string {
 	}
 }
 
-// parameters returns the template's parameter values: the defaults, with
-// overrides checked against each parameter's constraints.
-func parameters(tmpl *template.Template, overrides map[string]string) (map[string]string, error) {
-	params := tmpl.ParameterDefaults()
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(overrides)) {
-		if err := tmpl.CheckParameter(k, overrides[k]); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		params[k] = overrides[k]
+// howToConnect tells a person how to connect to url with tok, and what to
+// type then: with connect auth, the handshake carries the token and the
+// group, and an EVENT may follow at once; without, IDENTIFY comes first.
+func howToConnect(url, tok string, connectAuth bool) string {
+	if connectAuth {
+		return fmt.Sprintf(`Connect (wscat: npm i -g wscat, or npx wscat):
+  wscat -c '%s?group=demo' -H 'Authorization: Bearer %s'
+then send at once, with no IDENTIFY:
+  {"op":0,"event":"HELLO","data":{"n":1},"intent":{"target":"GROUP","identifier":"demo"}}
+and {"op":1} to learn your service id. A browser offers the token as a subprotocol:
+  new WebSocket('%s?group=demo', ['mastersocket', 'bearer.%s'])
+`, url, tok, url, tok)
 	}
-	return params, errors.Join(errs...)
+	return fmt.Sprintf(`Connect (wscat: npm i -g wscat, or npx wscat):
+  wscat -c '%s'
+then identify first, and wait for the answer:
+  {"op":1,"data":{"token":"%s","group":"demo"}}
+`, url, tok)
 }
 
 // tokenPattern matches a token that mastersocket generated (see

@@ -136,6 +136,7 @@ func TestTokensOfTheTableAreKept(t *testing.T) {
 		s, err := localrun.Start(t.Context(), localrun.Options{
 			Addr: "127.0.0.1:0", Template: "../../template.yaml", Token: tok, Logger: testLogger(),
 			Store: localrun.StoreDynamoDB, DynamoDBEndpoint: dynamotest.Endpoint(t), Table: table,
+			Parameters: map[string]string{"ConnectAuth": "off"}, // seed-style: IDENTIFY with the token
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -78,7 +78,7 @@ func TestARouteAddedToTheTemplateRunsWithNoCodeChange(t *testing.T) {
 	tmpl := routeAdded(t)
 	s, err := localrun.Start(context.Background(), localrun.Options{
 		Addr: "127.0.0.1:0", Template: tmpl, Token: e2eToken, BuildDir: t.TempDir(),
-		Logger: testLogger(),
+		Logger: testLogger(), Parameters: map[string]string{"ConnectAuth": "off"},
 	})
 	if err != nil {
 		t.Fatal(err)
