@@ -47,7 +47,7 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-build: ## the four Lambda bootstraps for linux/arm64 into build/<function>/bootstrap
+build: ## the five Lambda bootstraps for linux/arm64 into build/<function>/bootstrap
 	@for f in $(FUNCTIONS); do \
 		echo "build/$$f/bootstrap"; \
 		$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o build/$$f/bootstrap ./functions/$$f || exit 1; \

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,12 +26,16 @@ const (
 	dialTimeout    = 10 * time.Second
 	writeTimeout   = 5 * time.Second
 	readLimit      = 1 << 20
-	senders        = 8    // goroutines writing the traffic
-	directShare    = 0.1  // of the non-GLOBAL messages
-	anonShare      = 0.05 // of the reconnects: stay anonymous until the sweeper closes them
+	senders        = 8   // goroutines writing the traffic
+	directShare    = 0.1 // of the non-GLOBAL messages
 	maxRamp        = 2 * time.Second
 	progressPeriod = 15 * time.Second
 )
+
+// With connect auth, every subprotocolEvery-th slot offers its token as a
+// browser does (the subprotocol bearer.<token>), the others in an
+// Authorization header.
+const subprotocolEvery = 4
 
 // childSpec is what the gateway's process sends the clients' process, as
 // one JSON line on its stdin (which then stays open: its end means abort).
@@ -83,7 +88,8 @@ type clientReport struct {
 	LatencyP99 time.Duration `json:"latencyP99"`
 	LatencyMax time.Duration `json:"latencyMax"`
 	LateReads  int64         `json:"lateReads"`
-	// EarlyEvents came on a connection before its IDENTIFY answer.
+	// EarlyEvents came on a connection before its IDENTIFY answer (off)
+	// or its who-am-I answer (required).
 	EarlyEvents    int64    `json:"earlyEvents"`
 	Sent           [3]int64 `json:"sent"`
 	SendFailed     int64    `json:"sendFailed"`
@@ -109,6 +115,18 @@ type clientReport struct {
 	Seen4008       int64  `json:"seen4008"`
 	Seen4004       int64  `json:"seen4004"`
 
+	// With connect auth (required). SubprotocolSessions are the sessions
+	// whose handshake offered the token as the subprotocol bearer.<token>
+	// (the others had it in an Authorization header). Anonymous counts
+	// handshakes without credentials there: AnonymousRefused of them were
+	// refused with 401, AnonymousOther counts the other outcomes by what
+	// happened. HandshakeRefused counts the refused handshakes with
+	// credentials, by HTTP status.
+	SubprotocolSessions int64            `json:"subprotocolSessions"`
+	AnonymousRefused    int64            `json:"anonymousRefused"`
+	AnonymousOther      map[string]int64 `json:"anonymousOther,omitempty"`
+	HandshakeRefused    map[string]int64 `json:"handshakeRefused,omitempty"`
+
 	// Unexpected counts server closes of live connections, by how.
 	Unexpected    map[string]int64 `json:"unexpected,omitempty"`
 	ErrorCodes    map[string]int64 `json:"errorCodes,omitempty"`
@@ -124,13 +142,16 @@ type counters struct {
 	connectFailed, identifyFailed                   atomic.Int64
 	closes, drops, freezes, freezesSwept            atomic.Int64
 	freezesCut, anonymous, anonymousSwept           atomic.Int64
+	anonymousRefused, subprotocolSessions           atomic.Int64
 	finalClean, finalAbrupt, seen4008, seen4004     atomic.Int64
 
-	mu            sync.Mutex
-	connectError  string
-	unexpected    map[string]int64
-	errorCodes    map[string]int64
-	gatewayErrors map[string]int64
+	mu               sync.Mutex
+	connectError     string
+	unexpected       map[string]int64
+	errorCodes       map[string]int64
+	gatewayErrors    map[string]int64
+	anonymousOther   map[string]int64
+	handshakeRefused map[string]int64
 }
 
 // firstError keeps the first connection failure, for the report.
@@ -230,7 +251,7 @@ func (f *fleet) slot(i int) {
 	}
 	identified := false
 	for f.over.Err() == nil {
-		s, err := f.connect(group)
+		s, err := f.connect(i, group)
 		if err != nil {
 			f.n.firstError(err)
 			if !sleep(f.over, reconnectDelay(rng)) {
@@ -246,8 +267,12 @@ func (f *fleet) slot(i int) {
 		if !sleep(f.over, reconnectDelay(rng)) {
 			return
 		}
-		if f.quiet.Err() == nil && rng.Float64() < anonShare {
-			f.anonymous()
+		if f.quiet.Err() == nil && rng.Float64() < f.cfg.AnonymousShare {
+			if f.cfg.authAtConnect() {
+				f.anonymousHandshake(group)
+			} else {
+				f.anonymous()
+			}
 		}
 	}
 }
@@ -269,34 +294,59 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// connect dials, identifies in group and starts the session's reader and
-// pinger.
-func (f *fleet) connect(group int32) (*session, error) {
+// connect opens slot's connection in group, learns its identity and
+// starts the session's reader and pinger. Off: it dials anonymously and
+// IDENTIFYs with the token. Required: the handshake carries the token and
+// the group, and a tokenless IDENTIFY ("who am I") returns the service id.
+func (f *fleet) connect(slot int, group int32) (*session, error) {
 	ctx, cancel := context.WithTimeout(f.over, dialTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, f.url, nil)
+	auth := f.cfg.authAtConnect()
+	viaSubprotocol := auth && slot%subprotocolEvery == subprotocolEvery-1
+	var c *websocket.Conn
+	var err error
+	if auth {
+		c, err = f.dialAuth(ctx, group, viaSubprotocol)
+	} else if c, _, err = websocket.Dial(ctx, f.url, nil); err != nil {
+		err = fmt.Errorf("dial: %w", err)
+	}
 	if err != nil {
 		f.n.connectFailed.Add(1)
-		return nil, fmt.Errorf("dial: %w", err)
+		return nil, err
 	}
+	// With connect auth the connection is a member of its group from the
+	// handshake: $connect recorded it before the 101 came.
+	memberAt := f.since()
 	c.SetReadLimit(readLimit)
-	hello := `{"op":1,"id":"hello","data":{"token":` + strconv.Quote(f.token) + `,"group":"` + f.groups[group] + `"}}`
+	hello, what := `{"op":1,"id":"hello","data":{"token":`+strconv.Quote(f.token)+`,"group":"`+f.groups[group]+`"}}`, "IDENTIFY"
+	if auth {
+		hello, what = `{"op":1,"id":"who"}`, "who am I"
+	}
 	if err := c.Write(ctx, websocket.MessageText, []byte(hello)); err != nil {
 		c.CloseNow()
 		f.n.identifyFailed.Add(1)
-		return nil, fmt.Errorf("write IDENTIFY: %w", err)
+		return nil, fmt.Errorf("write %s: %w", what, err)
 	}
-	id, early, err := f.awaitIdentified(ctx, c)
+	id, early, err := f.awaitIdentified(ctx, c, what)
+	if err == nil && auth && id.Group != f.groups[group] {
+		err = fmt.Errorf("who am I: group %q, want %q", id.Group, f.groups[group])
+	}
 	if err != nil {
 		c.CloseNow()
 		f.n.identifyFailed.Add(1)
 		return nil, err
 	}
+	if !auth {
+		memberAt = f.since() // a member once the IDENTIFY answer is read
+	}
 	s := &session{
 		f: f, conn: c, sid: id.ID, group: group, ping: time.Duration(id.Ping) * time.Millisecond,
-		identifiedAt: f.since(), endAt: math.MaxInt64, done: make(chan struct{}),
+		identifiedAt: memberAt, endAt: math.MaxInt64, done: make(chan struct{}),
 	}
 	f.tally.addSession(s)
+	if viaSubprotocol {
+		f.n.subprotocolSessions.Add(1)
+	}
 	f.n.early.Add(int64(len(early)))
 	for _, b := range early {
 		s.handle(b, false)
@@ -308,26 +358,55 @@ func (f *fleet) connect(group int32) (*session, error) {
 	return s, nil
 }
 
-// awaitIdentified reads until the IDENTIFY answer and returns it, with
-// the frames read before it: EVENTs may come first, since the connection
-// is a member as soon as the store has its identity, before its answer
-// travels back as the route response.
-func (f *fleet) awaitIdentified(ctx context.Context, c *websocket.Conn) (protocol.IdentifiedData, [][]byte, error) {
+// dialAuth opens a connection whose handshake carries the token and the
+// group (in the query string): the token as an Authorization header, or,
+// viaSubprotocol, offered as a browser does beside mastersocket, which the
+// server must select. A refusal is counted by its HTTP status.
+func (f *fleet) dialAuth(ctx context.Context, group int32, viaSubprotocol bool) (*websocket.Conn, error) {
+	opts := &websocket.DialOptions{}
+	if viaSubprotocol {
+		opts.Subprotocols = []string{"mastersocket", "bearer." + f.token}
+	} else {
+		opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + f.token}}
+	}
+	c, resp, err := websocket.Dial(ctx, f.url+"?group="+f.groups[group], opts)
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			f.n.add(&f.n.handshakeRefused, fmt.Sprintf("HTTP %d", resp.StatusCode))
+		}
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	if p := c.Subprotocol(); viaSubprotocol && p != "mastersocket" {
+		c.CloseNow()
+		if strings.HasPrefix(p, "bearer.") {
+			p = "bearer.<token>" // the report does not show the token
+		}
+		return nil, fmt.Errorf("dial: the server selected the subprotocol %q, want mastersocket (a browser fails the handshake)", p)
+	}
+	return c, nil
+}
+
+// awaitIdentified reads until the answer to the IDENTIFY (what names it)
+// and returns it, with the frames read before it: EVENTs may come first,
+// since the connection is a member as soon as the store has its identity
+// (at once with connect auth), before its answer travels back as the
+// route response.
+func (f *fleet) awaitIdentified(ctx context.Context, c *websocket.Conn, what string) (protocol.IdentifiedData, [][]byte, error) {
 	var early [][]byte
 	for {
 		_, b, err := c.Read(ctx)
 		if err != nil {
-			return protocol.IdentifiedData{}, nil, fmt.Errorf("read the IDENTIFY answer: %w", err)
+			return protocol.IdentifiedData{}, nil, fmt.Errorf("read the %s answer: %w", what, err)
 		}
 		var fr inFrame
 		if err := json.Unmarshal(b, &fr); err != nil {
-			return protocol.IdentifiedData{}, nil, fmt.Errorf("IDENTIFY answered %s: %w", b, err)
+			return protocol.IdentifiedData{}, nil, fmt.Errorf("%s answered %s: %w", what, b, err)
 		}
 		switch {
 		case fr.Op != nil && *fr.Op == protocol.OpIdentify:
 			var id protocol.IdentifiedData
 			if json.Unmarshal(fr.Data, &id) != nil || id.ID == "" || id.Ping <= 0 {
-				return protocol.IdentifiedData{}, nil, fmt.Errorf("IDENTIFY answered %s", b)
+				return protocol.IdentifiedData{}, nil, fmt.Errorf("%s answered %s", what, b)
 			}
 			return id, early, nil
 		case fr.Op != nil && *fr.Op == protocol.OpEvent:
@@ -336,7 +415,7 @@ func (f *fleet) awaitIdentified(ctx context.Context, c *websocket.Conn) (protoco
 			if fr.Op != nil && *fr.Op == protocol.OpDisconnect && disconnectCode(fr.Data) == protocol.CodeIdentifyFailed {
 				f.n.seen4004.Add(1)
 			}
-			return protocol.IdentifiedData{}, nil, fmt.Errorf("IDENTIFY answered %s", b)
+			return protocol.IdentifiedData{}, nil, fmt.Errorf("%s answered %s", what, b)
 		}
 	}
 }
@@ -460,6 +539,27 @@ func (f *fleet) anonymous() {
 	}
 }
 
+// anonymousHandshake opens a connection in group without credentials,
+// which connect auth must refuse with 401; any other outcome is counted by
+// what happened, and fails the soak.
+func (f *fleet) anonymousHandshake(group int32) {
+	f.n.anonymous.Add(1)
+	ctx, cancel := context.WithTimeout(f.over, dialTimeout)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, f.url+"?group="+f.groups[group], nil)
+	switch {
+	case err == nil:
+		c.CloseNow()
+		f.n.add(&f.n.anonymousOther, "accepted")
+	case resp != nil && resp.StatusCode == http.StatusUnauthorized:
+		f.n.anonymousRefused.Add(1)
+	case resp != nil:
+		f.n.add(&f.n.anonymousOther, fmt.Sprintf("HTTP %d", resp.StatusCode))
+	default:
+		f.n.add(&f.n.anonymousOther, "no HTTP answer: "+err.Error())
+	}
+}
+
 // traffic sends messages at the configured rates until quiet.
 func (f *fleet) traffic() {
 	jobs := make(chan uint8, 4096)
@@ -555,11 +655,12 @@ func (f *fleet) judge() clientReport {
 		LateReads:    f.n.late.Load(), EarlyEvents: f.n.early.Load(),
 		SendFailed: f.n.sendFailed.Load(), NotSent: f.n.notSent.Load(),
 		Pongs: f.n.pongs.Load(), TargetNotFound: f.n.targetNotFound.Load(),
-		Sessions: f.n.sessions.Load(), Reconnects: f.n.reconnects.Load(),
+		Sessions: f.n.sessions.Load(), SubprotocolSessions: f.n.subprotocolSessions.Load(), Reconnects: f.n.reconnects.Load(),
 		ConnectFailed: f.n.connectFailed.Load(), IdentifyFailed: f.n.identifyFailed.Load(), ConnectError: f.n.connectError,
 		Closes: f.n.closes.Load(), Drops: f.n.drops.Load(),
 		Freezes: f.n.freezes.Load(), FreezesSwept: f.n.freezesSwept.Load(), FreezesCut: f.n.freezesCut.Load(),
 		Anonymous: f.n.anonymous.Load(), AnonymousSwept: f.n.anonymousSwept.Load(),
+		AnonymousRefused: f.n.anonymousRefused.Load(), AnonymousOther: f.n.anonymousOther, HandshakeRefused: f.n.handshakeRefused,
 		FinalClean: f.n.finalClean.Load(), FinalAbrupt: f.n.finalAbrupt.Load(),
 		Seen4008: f.n.seen4008.Load(), Seen4004: f.n.seen4004.Load(),
 		Unexpected: f.n.unexpected, ErrorCodes: f.n.errorCodes, GatewayErrors: f.n.gatewayErrors,
@@ -634,12 +735,13 @@ const (
 
 // session is one identified connection.
 type session struct {
-	f            *fleet
-	conn         *websocket.Conn
-	idx          int32
-	sid          string
-	group        int32
-	ping         time.Duration
+	f     *fleet
+	conn  *websocket.Conn
+	idx   int32
+	sid   string
+	group int32
+	ping  time.Duration
+	// identifiedAt is when it became a member (span.identifiedAt).
 	identifiedAt int64
 	done         chan struct{} // closed when the reader returns
 

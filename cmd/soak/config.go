@@ -16,6 +16,15 @@ const (
 	identifyTimeoutSeconds = 2
 )
 
+// The modes of authentication (template.yaml's ConnectAuth).
+const (
+	// connectAuthRequired: the handshake carries the token and the group,
+	// and a handshake without them is refused.
+	connectAuthRequired = "required"
+	// connectAuthOff: anyone connects, then IDENTIFYs with the token.
+	connectAuthOff = "off"
+)
+
 // Config is what a soak does. The clients' process receives it as JSON.
 type Config struct {
 	// Duration is how long traffic flows and faults happen.
@@ -42,6 +51,13 @@ type Config struct {
 	SweepEvery time.Duration `json:"sweepEvery"`
 	// Seed seeds every random choice.
 	Seed uint64 `json:"seed"`
+	// ConnectAuth is the gateway's mode of authentication, the template's
+	// ConnectAuth parameter: connectAuthRequired or connectAuthOff.
+	ConnectAuth string `json:"connectAuth"`
+	// AnonymousShare is the fraction of reconnects preceded by an anonymous
+	// connection (off: held until the sweeper closes it) or handshake
+	// (required: refused). Not a flag: the tests raise it.
+	AnonymousShare float64 `json:"anonymousShare"`
 	// Template is the SAM template to run; empty: the repository's.
 	Template string `json:"-"`
 }
@@ -59,8 +75,13 @@ func defaultConfig() Config {
 		Churn:            1,
 		DisconnectFaults: 0.05,
 		SweepEvery:       2 * time.Second,
+		ConnectAuth:      connectAuthRequired,
+		AnonymousShare:   0.05,
 	}
 }
+
+// authAtConnect reports whether connections authenticate in the handshake.
+func (c Config) authAtConnect() bool { return c.ConnectAuth == connectAuthRequired }
 
 // parseFlags reads the command line into a Config; errors name the flag.
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -84,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Float64Var(&c.Churn, "churn", c.Churn, "faults (clean close, abrupt drop, freeze) per connection per minute")
 	fs.Float64Var(&c.DisconnectFaults, "disconnect-faults", c.DisconnectFaults, "fraction of $disconnect invocations whose store removal fails")
 	fs.DurationVar(&c.SweepEvery, "sweep-every", c.SweepEvery, "how often the sweeper runs")
+	fs.StringVar(&c.ConnectAuth, "connect-auth", c.ConnectAuth, "the gateway's ConnectAuth: required (token and group in the handshake; anonymous handshakes must get 401) or off (IDENTIFY with the token after connecting)")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the random choices; 0 picks one (printed)")
 	fs.StringVar(&c.Template, "template", "", "SAM template (default: template.yaml of the module root)")
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +156,12 @@ func (c Config) validate() error {
 	}
 	if c.SweepEvery < 100*time.Millisecond || c.SweepEvery > time.Minute {
 		bad("--sweep-every %v: want 100ms to 1m", c.SweepEvery)
+	}
+	if c.ConnectAuth != connectAuthRequired && c.ConnectAuth != connectAuthOff {
+		bad("--connect-auth %s: want %s or %s", c.ConnectAuth, connectAuthRequired, connectAuthOff)
+	}
+	if !finite(c.AnonymousShare) || c.AnonymousShare < 0 || c.AnonymousShare > 1 {
+		bad("anonymous share %v: want a fraction from 0 to 1", c.AnonymousShare)
 	}
 	return errors.Join(errs...)
 }

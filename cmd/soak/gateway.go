@@ -58,6 +58,7 @@ func runSoak(ctx context.Context, cfg Config, progress io.Writer) (*result, erro
 		Parameters: map[string]string{
 			"PingIntervalMs":         strconv.Itoa(pingIntervalMs),
 			"IdentifyTimeoutSeconds": strconv.Itoa(identifyTimeoutSeconds),
+			"ConnectAuth":            cfg.ConnectAuth,
 		},
 		SweepEvery: cfg.SweepEvery,
 		// The local gateway's $connect returns in milliseconds: a second
@@ -79,8 +80,8 @@ func runSoak(ctx context.Context, cfg Config, progress io.Writer) (*result, erro
 	peaks := startSampler()
 	defer peaks.stop()
 
-	fmt.Fprintf(progress, "soak: gateway %s (%s, $disconnect is %s); %d connections in %d groups, %v msg/s for %v, seed %d\n",
-		s.URL(), tmpl, disconnectFn, cfg.Connections, cfg.Groups, cfg.Rate, cfg.Duration, cfg.Seed)
+	fmt.Fprintf(progress, "soak: gateway %s (%s, connect auth %s, $disconnect is %s); %d connections in %d groups, %v msg/s for %v, seed %d\n",
+		s.URL(), tmpl, cfg.ConnectAuth, disconnectFn, cfg.Connections, cfg.Groups, cfg.Rate, cfg.Duration, cfg.Seed)
 	clients, err := runChild(ctx, childSpec{URL: s.URL(), Token: s.Token, Config: cfg}, progress)
 	if err != nil {
 		return nil, err
@@ -101,6 +102,8 @@ func runSoak(ctx context.Context, cfg Config, progress io.Writer) (*result, erro
 		return nil, fmt.Errorf("count the items left: %w", err)
 	}
 	mem, memSource, goroutines := peaks.stop()
+	st := s.Stats()
+	handshakes := handshakeTotals{Allowed: st.Authorized, Refused401: st.Unauthorized401, Refused403: st.Forbidden403, Failed500: st.Failed500}
 	return &result{
 		Config:          cfg,
 		Clients:         clients,
@@ -110,6 +113,7 @@ func runSoak(ctx context.Context, cfg Config, progress io.Writer) (*result, erro
 		PeakMemorySrc:   memSource,
 		PeakGoroutines:  goroutines,
 		FaultsInjected:  faults.injected.Load(),
+		Handshakes:      handshakes,
 		SweepsDuring:    during,
 		SweepsFinal:     final,
 		Problems:        logs.problemCounts(),

@@ -6,17 +6,20 @@
 // order, deliveries, lost to live recipients, duplicates, items left,
 // latency p50 and p99, and the gateway's peak memory and goroutines, then
 // context; the exit status is 1 when anything was lost, duplicated,
-// misdelivered or left in the store, 2 on bad flags.
+// misdelivered or left in the store, or (--connect-auth required) a
+// handshake was judged wrongly, 2 on bad flags.
 //
 // What it decides:
 //
 //   - The gateway runs in this process: localrun.Start on 127.0.0.1:0 with
 //     the module's template.yaml (found from the working directory upwards,
 //     or with `go env GOMOD`; --template overrides), the memory store, a
-//     ping interval of 2 s and an IDENTIFY deadline of 2 s, and the sweeper
-//     every --sweep-every (2 s). Its logs go to a counter, not the
-//     terminal: the soak prints the sweeper's totals and the warnings,
-//     errors and failed invocations by message.
+//     ping interval of 2 s and an IDENTIFY deadline of 2 s, the template's
+//     ConnectAuth parameter from --connect-auth (required, the template's
+//     default, or off), and the sweeper every --sweep-every (2 s). Its
+//     logs go to a counter, not the terminal: the soak prints the
+//     sweeper's totals, the warnings, errors and failed invocations by
+//     message, and (required) the handshakes its authorizer judged.
 //   - Faults of $disconnect: WrapStore makes RemoveConnection fail, removing
 //     nothing, for a --disconnect-faults fraction of the calls made by the
 //     template's $disconnect function, told apart by the Lambda context of
@@ -31,17 +34,31 @@
 //     goroutines sampled every 100 ms, peak memory from VmHWM in
 //     /proc/self/status (the peak of runtime.MemStats.Sys where there is no
 //     /proc).
-//   - Clients: each connection slot (group = slot mod --groups) dials,
-//     IDENTIFYs, reads everything, PINGs at the announced interval, and
-//     after an exponentially distributed wait (mean 1/--churn minutes)
-//     meets a fault: 40% a clean close (close frame), 40% an abrupt drop
-//     (no close frame), 20% a freeze (no read, no write, TCP open) for
-//     2×ping + 2×sweep interval + up to 3 s, long enough for the sweeper to
-//     close it with DISCONNECT 4008; after a freeze the client reads on
-//     until the close. Then it reconnects after 50–500 ms with a new
-//     connection and a new service id; 5% of reconnects first hold an
-//     anonymous connection until the sweeper closes it with 4004. Slots
-//     start over the first 2 s.
+//   - Connecting, --connect-auth required: each connection slot (group =
+//     slot mod --groups) dials with the token and its group (?group=) in
+//     the handshake: the token in an Authorization: Bearer header, or, for
+//     every 4th slot, offered as a browser does, the subprotocols
+//     ["mastersocket", "bearer.<token>"], of which the server must select
+//     mastersocket. It is a member of its group from the handshake, and
+//     learns its service id with a tokenless IDENTIFY ({"op":1,"id":"who"},
+//     "who am I"; the answer must name its group); EVENTs read before
+//     that answer are counted as early and judged like the others.
+//     --connect-auth off: it dials anonymously, IDENTIFYs with the token
+//     and its group, and is a member once it has read the answer (EVENTs
+//     may come before it; counted as early).
+//   - Clients: once connected, each reads everything, PINGs at the
+//     announced interval, and after an exponentially distributed wait (mean
+//     1/--churn minutes) meets a fault: 40% a clean close (close frame),
+//     40% an abrupt drop (no close frame), 20% a freeze (no read, no
+//     write, TCP open) for 2×ping + 2×sweep interval + up to 3 s, long
+//     enough for the sweeper to close it with DISCONNECT 4008; after a
+//     freeze the client reads on until the close. Then it reconnects after 50–500 ms with a new
+//     connection and a new service id. 5% of reconnects first try an
+//     anonymous connection: off, it is held until the sweeper closes it
+//     with 4004; required, it is a handshake without credentials (the
+//     group only), which must be refused with 401: any other outcome fails
+//     the soak, as does a handshake with the token refused with 401, 403
+//     or 500. Slots start over the first 2 s.
 //   - Traffic: --rate messages a second in all, --global-rate (1) of them
 //     GLOBAL, a tenth of the others DIRECT to a random identified client,
 //     the rest GROUP to a random group, each from a random identified
@@ -50,8 +67,9 @@
 //     closes, half cleanly, half abruptly, and the child exits.
 //   - Judgement, over every (message M sent at t by S, recipient R) pair: R
 //     is a target (its group for GROUP, the named client for DIRECT,
-//     everyone for GLOBAL), R is not S, R's IDENTIFY answer had been read
-//     before t and R had not ended by t. The pair is expected when S and R
+//     everyone for GLOBAL), R is not S, R was a member before t (its
+//     handshake had completed, required; its IDENTIFY answer had been
+//     read, off) and R had not ended by t. The pair is expected when S and R
 //     both stayed up (no close, drop, freeze or server close) until
 //     t+grace, otherwise in doubt (counted, not judged). Lost = expected
 //     pairs never received; duplicates = (connection, message) pairs

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -21,36 +22,72 @@ func TestMain(m *testing.M) {
 }
 
 // A tiny soak, with many faults for its size, loses, duplicates,
-// misdelivers and leaves nothing.
+// misdelivers and leaves nothing, in each mode of authentication; with
+// connect auth, both ways of offering the token are used and every
+// handshake without credentials is refused with 401.
 func TestTinySoak(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a 5 s soak")
+		t.Skip("runs two 5 s soaks")
 	}
-	cfg := defaultConfig()
-	cfg.Connections, cfg.Groups, cfg.Rate = 40, 4, 40
-	cfg.Duration, cfg.Churn, cfg.DisconnectFaults = 5*time.Second, 6, 0.3
-	cfg.Seed = 1
-	var progress bytes.Buffer
-	res, err := runSoak(context.Background(), cfg, &progress)
-	if err != nil {
-		t.Fatalf("runSoak: %v\n%s", err, progress.String())
-	}
-	var out bytes.Buffer
-	res.print(&out)
-	t.Logf("\n%s", out.String())
-	c, v := res.Clients, res.Clients.Verdict
-	if c.Deliveries == 0 || v.Expected == 0 {
-		t.Errorf("deliveries %d, expected %d: want traffic", c.Deliveries, v.Expected)
-	}
-	if v.Lost != 0 || v.Duplicates != 0 || res.itemsLeft() != 0 || c.Misdelivered != 0 || res.failed() {
-		t.Errorf("lost %d, duplicates %d, items left %d, misdelivered %d: want 0 each", v.Lost, v.Duplicates, res.itemsLeft(), c.Misdelivered)
-	}
-	lines := strings.Split(out.String(), "\n")
-	for i, label := range []string{"deliveries", "lost to live recipients", "duplicates", "items left",
-		"latency p50", "latency p99", "gateway peak memory", "gateway peak goroutines"} {
-		if !strings.HasPrefix(lines[i], label+":") {
-			t.Errorf("line %d is %q, want the label %q", i+1, lines[i], label)
-		}
+	for _, mode := range []string{connectAuthRequired, connectAuthOff} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.ConnectAuth = mode
+			cfg.Connections, cfg.Groups, cfg.Rate = 40, 4, 40
+			cfg.Duration, cfg.Churn, cfg.DisconnectFaults = 5*time.Second, 6, 0.3
+			cfg.AnonymousShare = 0.3 // a few anonymous ones, even in 5 s
+			cfg.Seed = 1
+			var progress bytes.Buffer
+			res, err := runSoak(context.Background(), cfg, &progress)
+			if err != nil {
+				t.Fatalf("runSoak: %v\n%s", err, progress.String())
+			}
+			var out bytes.Buffer
+			res.print(&out)
+			t.Logf("\n%s", out.String())
+			c, v := res.Clients, res.Clients.Verdict
+			if c.Deliveries == 0 || v.Expected == 0 {
+				t.Errorf("deliveries %d, expected %d: want traffic", c.Deliveries, v.Expected)
+			}
+			if v.Lost != 0 || v.Duplicates != 0 || res.itemsLeft() != 0 || c.Misdelivered != 0 || res.failed() {
+				t.Errorf("lost %d, duplicates %d, items left %d, misdelivered %d, failed %v: want 0 each, and not failed",
+					v.Lost, v.Duplicates, res.itemsLeft(), c.Misdelivered, res.failed())
+			}
+			lines := strings.Split(out.String(), "\n")
+			for i, label := range []string{"deliveries", "lost to live recipients", "duplicates", "items left",
+				"latency p50", "latency p99", "gateway peak memory", "gateway peak goroutines"} {
+				if !strings.HasPrefix(lines[i], label+":") {
+					t.Errorf("line %d is %q, want the label %q", i+1, lines[i], label)
+				}
+			}
+			if !strings.Contains(out.String(), "--connect-auth "+mode+" ") {
+				t.Errorf("the settings do not say --connect-auth %s", mode)
+			}
+			if c.Anonymous == 0 {
+				t.Errorf("no anonymous connection or handshake: want some")
+			}
+			if mode == connectAuthOff {
+				if c.SubprotocolSessions != 0 || c.AnonymousRefused != 0 || res.Handshakes != (handshakeTotals{}) {
+					t.Errorf("off: %d subprotocol sessions, %d anonymous refused, handshakes %+v: want none",
+						c.SubprotocolSessions, c.AnonymousRefused, res.Handshakes)
+				}
+				return
+			}
+			if c.AnonymousRefused != c.Anonymous || len(c.AnonymousOther) != 0 || res.authFailed() {
+				t.Errorf("anonymous handshakes: %d of %d refused with 401, other outcomes %v: want all refused with 401",
+					c.AnonymousRefused, c.Anonymous, c.AnonymousOther)
+			}
+			if want := fmt.Sprintf("anonymous handshakes refused with 401: %d of %d\n", c.Anonymous, c.Anonymous); !strings.Contains(out.String(), want) {
+				t.Errorf("the report lacks %q", want)
+			}
+			if h := res.Handshakes; h.Refused401 != c.AnonymousRefused || h.Refused403 != 0 || h.Failed500 != 0 || h.Allowed < c.Sessions {
+				t.Errorf("the gateway's handshakes %+v: want %d refused with 401 (the anonymous ones), none with 403 or 500, at least %d allowed",
+					h, c.AnonymousRefused, c.Sessions)
+			}
+			if c.SubprotocolSessions == 0 || c.SubprotocolSessions == c.Sessions {
+				t.Errorf("%d of %d sessions offered the token as a subprotocol: want both ways used", c.SubprotocolSessions, c.Sessions)
+			}
+		})
 	}
 }
 
@@ -59,8 +96,11 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 	c, err := parseFlags([]string{"--duration", "20s", "--connections", "200", "--seed", "7"}, &bytes.Buffer{})
-	if err != nil || c.Duration != 20*time.Second || c.Connections != 200 || c.Seed != 7 || c.Groups != 20 {
+	if err != nil || c.Duration != 20*time.Second || c.Connections != 200 || c.Seed != 7 || c.Groups != 20 || c.ConnectAuth != connectAuthRequired {
 		t.Fatalf("got %+v, %v", c, err)
+	}
+	if c, err := parseFlags([]string{"--connect-auth", "off"}, &bytes.Buffer{}); err != nil || c.ConnectAuth != connectAuthOff || c.authAtConnect() {
+		t.Fatalf("--connect-auth off: got %+v, %v", c, err)
 	}
 	for _, tc := range []struct {
 		args []string
@@ -75,6 +115,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"--duration", "10ms"}, "--duration 10ms"},
 		{[]string{"--churn", "-1"}, "--churn -1"},
 		{[]string{"--sweep-every", "0s"}, "--sweep-every 0s"},
+		{[]string{"--connect-auth", "maybe"}, "--connect-auth maybe"},
+		{[]string{"--connect-auth", ""}, "--connect-auth "},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		if _, err := parseFlags(tc.args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -124,5 +166,37 @@ func TestJudge(t *testing.T) {
 	v.LostSamples = nil
 	if !reflect.DeepEqual(v, want) {
 		t.Fatalf("got %+v, want %+v", v, want)
+	}
+}
+
+// With connect auth, a handshake judged wrongly fails the soak: an
+// anonymous one not refused with 401, or one with the token refused by the
+// authorizer. Off, the anonymous connections' fate is context only.
+func TestAuthFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mode   string
+		c      clientReport
+		failed bool
+	}{
+		{"all refused with 401", connectAuthRequired, clientReport{Anonymous: 3, AnonymousRefused: 3}, false},
+		{"none tried", connectAuthRequired, clientReport{}, false},
+		{"one not refused", connectAuthRequired, clientReport{Anonymous: 3, AnonymousRefused: 2, AnonymousOther: map[string]int64{"accepted": 1}}, true},
+		{"one unaccounted for", connectAuthRequired, clientReport{Anonymous: 3, AnonymousRefused: 2}, true},
+		{"the token refused with 403", connectAuthRequired, clientReport{HandshakeRefused: map[string]int64{"HTTP 403": 1}}, true},
+		{"the token refused with 401", connectAuthRequired, clientReport{HandshakeRefused: map[string]int64{"HTTP 401": 1}}, true},
+		{"$connect failed with 502", connectAuthRequired, clientReport{HandshakeRefused: map[string]int64{"HTTP 502": 1}}, false},
+		{"off: anonymous not swept", connectAuthOff, clientReport{Anonymous: 3, AnonymousSwept: 1}, false},
+	} {
+		r := &result{Config: defaultConfig(), Clients: tc.c}
+		r.Config.ConnectAuth = tc.mode
+		if got := r.failed(); got != tc.failed {
+			t.Errorf("%s: failed %v, want %v", tc.name, got, tc.failed)
+		}
+		var out bytes.Buffer
+		r.print(&out)
+		if want := map[bool]string{true: "FAIL\n", false: "PASS\n"}[tc.failed]; !strings.HasSuffix(out.String(), want) {
+			t.Errorf("%s: the report ends %q, want %q", tc.name, out.String()[max(0, out.Len()-20):], want)
+		}
 	}
 }

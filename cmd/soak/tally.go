@@ -30,7 +30,7 @@ type message struct {
 // span is the life of one identified connection, as its client saw it.
 type span struct {
 	group        int32
-	identifiedAt int64 // when the IDENTIFY answer had been read
+	identifiedAt int64 // when it was a member: its handshake done (required), its IDENTIFY answer read (off)
 	endAt        int64 // when it stopped being usable: a fault began, or the server closed it
 }
 
@@ -92,10 +92,11 @@ type verdict struct {
 // the sorted message seqs that session i read (with repeats).
 //
 // A pair (message M sent at t by S, recipient R) is expected when R is in
-// M's target set, R is not S, R's IDENTIFY answer had arrived before t,
-// and both S and R stayed up until t+grace; it is in doubt when R was an
-// identified target at t but S or R stopped within grace. Pairs of a
-// recipient that identified after t or ended before t are not judged.
+// M's target set, R is not S, R was a member before t (its handshake had
+// completed with connect auth, its IDENTIFY answer had arrived without),
+// and both S and R stayed up until t+grace; it is in doubt when R was a
+// member and a target at t but S or R stopped within grace. Pairs of a
+// recipient that became a member after t or ended before t are not judged.
 func judge(spans []span, msgs []message, receipts [][]uint32, grace time.Duration) verdict {
 	var v verdict
 	for _, r := range receipts {

@@ -59,7 +59,7 @@ type Backend struct {
 	Logger *slog.Logger
 }
 
-// Handlers holds the three route handlers and the sweeper's, and the warm
+// Handlers holds the three route handlers, the authorizer and the sweeper, and the warm
 // state they share: one router, with its identity caches, and one sender
 // per management endpoint.
 type Handlers struct {
