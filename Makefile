@@ -27,8 +27,8 @@ test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
 bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out time, local gateway throughput, a reconnect storm through the authorizer, cost of a sweep
 	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench DynamoDBCallsPerMessage -benchtime 100x ./internal/handler/
 	$(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/
-	$(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/localrun/
-	$(GO) test -run '^$$' -bench ReconnectStorm -benchtime 5x ./internal/localrun/
+	$(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/emulator/localrun/
+	$(GO) test -run '^$$' -bench ReconnectStorm -benchtime 5x ./internal/emulator/localrun/
 	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench SweepCost -benchtime 3x ./internal/handler/
 
 soak: ## 1,000 connections on the local gateway for about 3 minutes with closes, drops, freezes and reconnects under traffic (ARGS="--duration 30s --connections 200")

@@ -23,8 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mastersocket/mastersocket/internal/localgw"
-	"github.com/mastersocket/mastersocket/internal/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 )
 
 func main() {
@@ -43,8 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("localgw", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o localrun.Options
-	fs.StringVar(&o.Addr, "addr", localgw.DefaultAddr, "address to listen on")
-	fs.StringVar(&o.Stage, "stage", localgw.DefaultStage, "stage name: ws://ADDR/STAGE")
+	fs.StringVar(&o.Addr, "addr", gateway.DefaultAddr, "address to listen on")
+	fs.StringVar(&o.Stage, "stage", gateway.DefaultStage, "stage name: ws://ADDR/STAGE")
 	fs.StringVar(&o.Token, "token", "", "a token IDENTIFY accepts for all groups (default: generate one and print it)")
 	fs.StringVar(&o.Store, "store", localrun.StoreMemory, "memory or dynamodb")
 	fs.StringVar(&o.DynamoDBEndpoint, "dynamodb-endpoint", os.Getenv("DYNAMODB_ENDPOINT"), "DynamoDB endpoint for --store dynamodb, e.g. http://127.0.0.1:8000 (empty: AWS)")
@@ -52,9 +52,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.AllowAWS, "allow-aws", false, "let --store dynamodb without --dynamodb-endpoint use real AWS (an existing table; your default credentials)")
 	fs.StringVar(&o.Functions, "functions", localrun.FunctionsInProcess, "inprocess, or binaries: build each function and run its bootstrap behind an emulated Lambda Runtime API")
 	fs.StringVar(&o.Template, "template", "template.yaml", "the SAM template whose routes and functions to run")
-	fs.DurationVar(&o.Gateway.IdleTimeout, "idle-timeout", localgw.DefaultIdleTimeout, "close connections idle this long (1001)")
-	fs.DurationVar(&o.Gateway.MaxLifetime, "max-lifetime", localgw.DefaultMaxLifetime, "close connections this old (1001)")
-	fs.DurationVar(&o.Gateway.IntegrationTimeout, "integration-timeout", localgw.DefaultIntegrationTimeout, "limit of one invocation")
+	fs.DurationVar(&o.Gateway.IdleTimeout, "idle-timeout", gateway.DefaultIdleTimeout, "close connections idle this long (1001)")
+	fs.DurationVar(&o.Gateway.MaxLifetime, "max-lifetime", gateway.DefaultMaxLifetime, "close connections this old (1001)")
+	fs.DurationVar(&o.Gateway.IntegrationTimeout, "integration-timeout", gateway.DefaultIntegrationTimeout, "limit of one invocation")
 	fs.Var(sweepEvery{&o.SweepEvery}, "sweep-every", "run the scheduled functions (the sweeper) this often, e.g. 5s, instead of the template's schedule; off runs none")
 	fs.Var(parameterOverrides{&o.Parameters}, "parameter-overrides", "template parameters, as sam deploy takes them: 'PingIntervalMs=5000 IdentifyTimeoutSeconds=5' (repeatable)")
 	fs.BoolVar(&o.Verbose, "verbose", false, "log message and response bodies, events and every @connections call (secrets redacted)")

@@ -22,10 +22,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/template"
 	"github.com/mastersocket/mastersocket/internal/handler"
-	"github.com/mastersocket/mastersocket/internal/localrun"
 	"github.com/mastersocket/mastersocket/internal/router"
-	"github.com/mastersocket/mastersocket/internal/template"
 )
 
 // Settling and final sweeps.

@@ -15,8 +15,8 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
+	"github.com/mastersocket/mastersocket/internal/emulator/template"
 	"github.com/mastersocket/mastersocket/internal/router"
-	"github.com/mastersocket/mastersocket/internal/template"
 )
 
 // TestEnsureTableMatchesTemplate checks that the table EnsureTable creates

@@ -16,11 +16,11 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
+	"github.com/mastersocket/mastersocket/internal/emulator/template"
 	"github.com/mastersocket/mastersocket/internal/handler"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/storetest"
-	"github.com/mastersocket/mastersocket/internal/template"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
 

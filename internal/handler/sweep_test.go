@@ -19,13 +19,13 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
+	"github.com/mastersocket/mastersocket/internal/emulator/template"
 	"github.com/mastersocket/mastersocket/internal/handler"
 	"github.com/mastersocket/mastersocket/internal/memstore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/sweep"
-	"github.com/mastersocket/mastersocket/internal/template"
 )
 
 // sweep invokes the sweeper through aws-lambda-go's handler machinery with

@@ -4,7 +4,7 @@
 # connectedAt RANGE), on-demand billing, TTL on expiresAt.
 # (PITR and SSE are left out: they change nothing for a local table.)
 # LocalStack runs it from /etc/localstack/init/ready.d once DynamoDB is ready;
-# internal/template's tests check that it matches template.yaml.
+# internal/emulator/template's tests check that it matches template.yaml.
 set -euo pipefail
 
 TABLE_NAME="${TABLE_NAME:-mastersocket}"

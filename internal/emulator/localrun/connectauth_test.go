@@ -11,7 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/mastersocket/mastersocket/internal/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/token"
@@ -216,7 +216,7 @@ func TestTheSummarySaysHowToConnectInEachMode(t *testing.T) {
 func startLocalDefault(t *testing.T) *localrun.Server {
 	t.Helper()
 	s, err := localrun.Start(context.Background(), localrun.Options{
-		Addr: "127.0.0.1:0", Template: "../../template.yaml", Token: e2eToken, BuildDir: t.TempDir(), Logger: testLogger(),
+		Addr: "127.0.0.1:0", Template: "../../../template.yaml", Token: e2eToken, BuildDir: t.TempDir(), Logger: testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package localgw_test
+package gateway_test
 
 import (
 	"bytes"
@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/gobwas/ws"
 
-	"github.com/mastersocket/mastersocket/internal/lambdart"
-	"github.com/mastersocket/mastersocket/internal/localgw"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
+	"github.com/mastersocket/mastersocket/internal/emulator/lambdart"
 )
 
 // answer is what a fake authorizer does with its event.
@@ -30,7 +30,7 @@ type answer func(ctx context.Context, payload []byte) ([]byte, error)
 // authInvoker runs the authorizer function "Authorize" with an answer and
 // records its events; every other function goes to next.
 type authInvoker struct {
-	next   localgw.Invoker
+	next   gateway.Invoker
 	answer answer
 	mu     sync.Mutex
 	events [][]byte
@@ -75,9 +75,9 @@ func stmt(effect string, action, resource any) map[string]any {
 	return map[string]any{"Effect": effect, "Action": action, "Resource": resource}
 }
 
-// inProcess answers as the Go handler f does, run by localgw.InProcess.
+// inProcess answers as the Go handler f does, run by gateway.InProcess.
 func inProcess(f any) answer {
-	p := localgw.NewInProcess(map[string]any{"f": f})
+	p := gateway.NewInProcess(map[string]any{"f": f})
 	return func(ctx context.Context, payload []byte) ([]byte, error) { return p.Invoke(ctx, "f", payload) }
 }
 
@@ -90,10 +90,10 @@ const testArn = "arn:aws:execute-api:eu-west-3:123456789012:abcdef1234/prod/$con
 
 // authConfig is a gateway whose $connect has the authorizer Authorize with
 // these identity sources, in a stage whose methodArn is testArn.
-func authConfig(inv localgw.Invoker, sources ...string) localgw.Config {
+func authConfig(inv gateway.Invoker, sources ...string) gateway.Config {
 	routes := standardRoutes()
-	routes[0].Authorizer = &localgw.Authorizer{Name: "ConnectAuthorizer", Function: "Authorize", IdentitySources: sources}
-	return localgw.Config{Routes: routes, Invoker: inv, Region: "eu-west-3", AccountID: "123456789012", APIID: "abcdef1234", Stage: "prod"}
+	routes[0].Authorizer = &gateway.Authorizer{Name: "ConnectAuthorizer", Function: "Authorize", IdentitySources: sources}
+	return gateway.Config{Routes: routes, Invoker: inv, Region: "eu-west-3", AccountID: "123456789012", APIID: "abcdef1234", Stage: "prod"}
 }
 
 func count(rec *recorder, function string) int {
@@ -213,7 +213,7 @@ func TestTheConnectAuthorizerDecidesTheHandshake(t *testing.T) {
 			if got := len(evs) == 1; got != tt.wantInvoked || len(evs) > 1 {
 				t.Errorf("the authorizer ran %d times, want invoked: %v", len(evs), tt.wantInvoked)
 			}
-			want := localgw.Stats{Invocations: map[string]int64{}}
+			want := gateway.Stats{Invocations: map[string]int64{}}
 			if tt.wantInvoked {
 				want.Invocations["Authorize"] = 1
 			}
@@ -257,7 +257,7 @@ func TestTheConnectAuthorizerDecidesTheHandshake(t *testing.T) {
 	}
 }
 
-func checkStats(t *testing.T, gw *localgw.Gateway, want localgw.Stats) {
+func checkStats(t *testing.T, gw *gateway.Gateway, want gateway.Stats) {
 	t.Helper()
 	got := gw.Stats()
 	if !equalStats(got, want) {
@@ -265,7 +265,7 @@ func checkStats(t *testing.T, gw *localgw.Gateway, want localgw.Stats) {
 	}
 }
 
-func equalStats(a, b localgw.Stats) bool {
+func equalStats(a, b gateway.Stats) bool {
 	for k, v := range a.Invocations {
 		if b.Invocations[k] != v {
 			return false
@@ -326,7 +326,7 @@ func TestAnAllowedConnectionCarriesTheAuthorizerOnEveryEvent(t *testing.T) {
 
 func TestAConnectionWithoutAnAuthorizerHasNoAuthorizerField(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	dial(t, gw.URL(), nil)
 	if _, raw := rec.event(t, "Connect"); bytes.Contains(raw, []byte(`"authorizer"`)) {
 		t.Errorf("got %s, want no requestContext.authorizer", raw)
@@ -345,7 +345,7 @@ func TestTheAuthorizerEventHasTheShapeAWSDocuments(t *testing.T) {
 	_, rawConnect := rec.event(t, "Connect")
 	raw := inv.authorizerEvents()[0]
 
-	fixture, err := os.ReadFile("../../testdata/apigw/authorizer.json")
+	fixture, err := os.ReadFile("../../../testdata/apigw/authorizer.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,13 +402,13 @@ func TestTheAuthorizerEventHasTheShapeAWSDocuments(t *testing.T) {
 func TestTheMethodArnNamesRegionAccountAPIAndStage(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  func(*localgw.Config)
+		cfg  func(*gateway.Config)
 		want string
 	}{
-		{"as configured", func(*localgw.Config) {}, testArn},
-		{"with the default account, API id and region", func(c *localgw.Config) { c.Region, c.AccountID, c.APIID, c.Stage = "", "", "", "" },
+		{"as configured", func(*gateway.Config) {}, testArn},
+		{"with the default account, API id and region", func(c *gateway.Config) { c.Region, c.AccountID, c.APIID, c.Stage = "", "", "", "" },
 			"arn:aws:execute-api:us-east-1:000000000000:local/dev/$connect"},
-		{"in a China region", func(c *localgw.Config) { c.Region = "cn-north-1" },
+		{"in a China region", func(c *gateway.Config) { c.Region = "cn-north-1" },
 			"arn:aws-cn:execute-api:cn-north-1:123456789012:abcdef1234/prod/$connect"},
 	}
 	for _, tt := range tests {
@@ -462,28 +462,28 @@ func TestNewRefusesAuthorizersAPIGatewayWouldRefuse(t *testing.T) {
 	tests := []struct {
 		name    string
 		key     string
-		auth    localgw.Authorizer
+		auth    gateway.Authorizer
 		wantErr string
 	}{
-		{"an authorizer on $default", "$default", localgw.Authorizer{Name: "A", Function: "F"}, "only on $connect"},
-		{"an authorizer on a custom route", "join", localgw.Authorizer{Name: "A", Function: "F"}, "only on $connect"},
-		{"an authorizer without a function", "$connect", localgw.Authorizer{Name: "A"}, "no function"},
-		{"an HTTP API identity source", "$connect", localgw.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"$request.header.Auth"}}, "HTTP or REST"},
-		{"a REST API identity source", "$connect", localgw.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"method.request.header.Auth"}}, "HTTP or REST"},
-		{"a source without a name", "$connect", localgw.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"route.request.header."}}, "no name"},
-		{"a header name with a space", "$connect", localgw.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"route.request.header.X Auth"}}, "not a header name"},
-		{"an unknown kind of source", "$connect", localgw.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"route.request.cookie.sid"}}, "want route.request.header.NAME"},
-		{"an unknown context variable", "$connect", localgw.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"context.nope"}}, "connectionId"},
+		{"an authorizer on $default", "$default", gateway.Authorizer{Name: "A", Function: "F"}, "only on $connect"},
+		{"an authorizer on a custom route", "join", gateway.Authorizer{Name: "A", Function: "F"}, "only on $connect"},
+		{"an authorizer without a function", "$connect", gateway.Authorizer{Name: "A"}, "no function"},
+		{"an HTTP API identity source", "$connect", gateway.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"$request.header.Auth"}}, "HTTP or REST"},
+		{"a REST API identity source", "$connect", gateway.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"method.request.header.Auth"}}, "HTTP or REST"},
+		{"a source without a name", "$connect", gateway.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"route.request.header."}}, "no name"},
+		{"a header name with a space", "$connect", gateway.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"route.request.header.X Auth"}}, "not a header name"},
+		{"an unknown kind of source", "$connect", gateway.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"route.request.cookie.sid"}}, "want route.request.header.NAME"},
+		{"an unknown context variable", "$connect", gateway.Authorizer{Name: "A", Function: "F", IdentitySources: []string{"context.nope"}}, "connectionId"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			routes := append(standardRoutes(), localgw.Route{Key: "join", Function: "Echo"})
+			routes := append(standardRoutes(), gateway.Route{Key: "join", Function: "Echo"})
 			for i := range routes {
 				if routes[i].Key == tt.key {
 					routes[i].Authorizer = &tt.auth
 				}
 			}
-			gw, err := localgw.New(localgw.Config{Addr: "127.0.0.1:0", Routes: routes, Invoker: newRecorder(standardFuncs()), Logger: discard()})
+			gw, err := gateway.New(gateway.Config{Addr: "127.0.0.1:0", Routes: routes, Invoker: newRecorder(standardFuncs()), Logger: discard()})
 			if err == nil {
 				gw.Close()
 				t.Fatalf("New accepted it, want an error about %q", tt.wantErr)
@@ -560,7 +560,7 @@ func TestTheAuthorizeLogLineSaysWhy(t *testing.T) {
 }
 
 func TestInProcessReportsAFunctionsErrorAsLambdaDoes(t *testing.T) {
-	p := localgw.NewInProcess(map[string]any{
+	p := gateway.NewInProcess(map[string]any{
 		"Plain": func(context.Context, json.RawMessage) (string, error) { return "", errors.New("Unauthorized") },
 		"Wrapped": func(context.Context, json.RawMessage) (string, error) {
 			return "", errors.Join(errors.New("a"), errors.New("b"))
@@ -572,7 +572,7 @@ func TestInProcessReportsAFunctionsErrorAsLambdaDoes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := p.Invoke(context.Background(), tt.function, []byte(`{}`))
-		var fe *localgw.FunctionError
+		var fe *gateway.FunctionError
 		if !errors.As(err, &fe) || fe.Type != tt.wantType || fe.ErrorMessage() != tt.wantMessage {
 			t.Errorf("%s: got %#v, want a *FunctionError %s %q", tt.function, err, tt.wantType, tt.wantMessage)
 		}

@@ -12,7 +12,7 @@ import (
 // The event the local scheduler sends has the fields of the scheduled
 // event EventBridge sends (testdata/eventbridge/scheduled.json).
 func TestScheduledEventHasEventBridgesShape(t *testing.T) {
-	raw, err := os.ReadFile("../../testdata/eventbridge/scheduled.json")
+	raw, err := os.ReadFile("../../../testdata/eventbridge/scheduled.json")
 	if err != nil {
 		t.Fatal(err)
 	}

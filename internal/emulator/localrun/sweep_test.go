@@ -17,7 +17,7 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
-	"github.com/mastersocket/mastersocket/internal/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/token"
@@ -134,7 +134,7 @@ func TestTokensOfTheTableAreKept(t *testing.T) {
 
 	for tok, keep := range map[string]bool{operator: true, leftover: false, held: true} {
 		s, err := localrun.Start(t.Context(), localrun.Options{
-			Addr: "127.0.0.1:0", Template: "../../template.yaml", Token: tok, Logger: testLogger(),
+			Addr: "127.0.0.1:0", Template: "../../../template.yaml", Token: tok, Logger: testLogger(),
 			Store: localrun.StoreDynamoDB, DynamoDBEndpoint: dynamotest.Endpoint(t), Table: table,
 			Parameters: map[string]string{"ConnectAuth": "off"}, // seed-style: IDENTIFY with the token
 		})
@@ -154,7 +154,7 @@ func TestTokensOfTheTableAreKept(t *testing.T) {
 
 func TestDynamoDBWithoutAnEndpointIsRefusedUnlessAllowed(t *testing.T) {
 	_, err := localrun.Start(t.Context(), localrun.Options{
-		Addr: "127.0.0.1:0", Template: "../../template.yaml", Store: localrun.StoreDynamoDB, Logger: testLogger(),
+		Addr: "127.0.0.1:0", Template: "../../../template.yaml", Store: localrun.StoreDynamoDB, Logger: testLogger(),
 	})
 	if err == nil || !strings.Contains(err.Error(), "--allow-aws") || !strings.Contains(err.Error(), "--dynamodb-endpoint") {
 		t.Fatalf("got %v, want a refusal that names --dynamodb-endpoint and --allow-aws", err)

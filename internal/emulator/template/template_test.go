@@ -23,9 +23,9 @@ import (
 
 // Paths from this package's directory.
 const (
-	repoRoot     = "../.."
-	templatePath = "../../template.yaml"
-	scriptPath   = "../../localstack/init/create-table.sh"
+	repoRoot     = "../../.."
+	templatePath = "../../../template.yaml"
+	scriptPath   = "../../../localstack/init/create-table.sh"
 )
 
 // The functions and what each may do.

@@ -1,4 +1,4 @@
-package localgw_test
+package gateway_test
 
 import (
 	"bufio"
@@ -15,12 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/gobwas/ws"
 
-	"github.com/mastersocket/mastersocket/internal/localgw"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
 )
 
 func TestOutgoingTrafficKeepsAConnectionAlive(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, IdleTimeout: 400 * time.Millisecond})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec, IdleTimeout: 400 * time.Millisecond})
 	c := dial(t, gw.URL(), nil)
 	ev, _ := rec.event(t, "Connect")
 	api := mgmtClient(gw)
@@ -45,7 +45,7 @@ func TestIntegrationTimeoutIsEnforcedInProcess(t *testing.T) {
 		time.Sleep(2 * time.Second) // ignores its context
 		return ok200("late")
 	}
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs), IntegrationTimeout: 200 * time.Millisecond})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs), IntegrationTimeout: 200 * time.Millisecond})
 	c := dial(t, gw.URL(), nil)
 	c.text("hi")
 	g := parseGatewayError(t, c.readText())
@@ -60,7 +60,7 @@ func TestCloseIsBoundedWithAHungConnectAndASilentClient(t *testing.T) {
 	funcs["Connect"] = func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 		select {} // never returns, never looks at its context
 	}
-	gw, err := localgw.New(localgw.Config{Addr: "127.0.0.1:0", Routes: standardRoutes(), Invoker: newRecorder(funcs),
+	gw, err := gateway.New(gateway.Config{Addr: "127.0.0.1:0", Routes: standardRoutes(), Invoker: newRecorder(funcs),
 		IntegrationTimeout: 300 * time.Millisecond, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestCloseIsBoundedWithAHungConnectAndASilentClient(t *testing.T) {
 
 func TestInMemoryTransportTakesAnEmptyPost(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	c := dial(t, gw.URL(), nil)
 	ev, _ := rec.event(t, "Connect")
 	api := apigatewaymanagementapi.New(apigatewaymanagementapi.Options{
@@ -111,7 +111,7 @@ func TestConnectHeadersAreMergedOnce(t *testing.T) {
 			Headers:           map[string]string{"Sec-WebSocket-Protocol": "mst.v1", "X-Bad": "a\r\nInjected: yes"},
 			MultiValueHeaders: map[string][]string{"Sec-WebSocket-Protocol": {"mst.v1"}}}, nil
 	}
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs)})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs)})
 	nc, err := net.Dial("tcp", gw.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestConnectHeadersAreMergedOnce(t *testing.T) {
 }
 
 func TestRequestHeadLimits(t *testing.T) {
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: newRecorder(standardFuncs())})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: newRecorder(standardFuncs())})
 	nc, err := net.Dial("tcp", gw.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -151,8 +151,8 @@ func TestRepeatedHeadersAndTrailingBodies(t *testing.T) {
 		return ok200("joined")
 	}
 	rec := newRecorder(funcs)
-	gw := start(t, localgw.Config{Invoker: rec,
-		Routes: append(standardRoutes(), localgw.Route{Key: "join", Function: "Join", RouteResponse: true})})
+	gw := start(t, gateway.Config{Invoker: rec,
+		Routes: append(standardRoutes(), gateway.Route{Key: "join", Function: "Join", RouteResponse: true})})
 	c := dial(t, gw.URL(), http.Header{"X-Rep": {"one", "two"}})
 	ev, _ := rec.event(t, "Connect")
 	if ev.Headers["X-Rep"] != "two" || strings.Join(ev.MultiValueHeaders["X-Rep"], ",") != "one,two" {
@@ -166,7 +166,7 @@ func TestRepeatedHeadersAndTrailingBodies(t *testing.T) {
 
 func TestInvalidCloseCodeIsAProtocolError(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	c := dial(t, gw.URL(), nil)
 	c.frame(true, ws.OpClose, ws.NewCloseFrameBody(1006, "not on the wire"))
 	if code, _ := c.expectClose(); code != 1002 {
@@ -176,7 +176,7 @@ func TestInvalidCloseCodeIsAProtocolError(t *testing.T) {
 
 func TestDeleteAfterPostsDeliversThemFirst(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	api := mgmtClient(gw)
 	for round := range 20 {
 		c := dial(t, gw.URL(), nil)

@@ -1,6 +1,6 @@
 // Package localrun runs mastersocket on a laptop: the routes and functions of
-// template.yaml on the local API Gateway emulator (internal/localgw), the
-// functions either in this process or as built bootstrap binaries, on the
+// template.yaml on the local API Gateway emulator (internal/emulator/gateway),
+// the functions either in this process or as built bootstrap binaries, on the
 // embedded in-memory store or on DynamoDB (Local, LocalStack or AWS). It is
 // what cmd/localgw runs and what the end-to-end tests start.
 package localrun
@@ -25,12 +25,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
+	"github.com/mastersocket/mastersocket/internal/emulator/lambdart"
+	"github.com/mastersocket/mastersocket/internal/emulator/template"
 	"github.com/mastersocket/mastersocket/internal/handler"
-	"github.com/mastersocket/mastersocket/internal/lambdart"
-	"github.com/mastersocket/mastersocket/internal/localgw"
 	"github.com/mastersocket/mastersocket/internal/memstore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
-	"github.com/mastersocket/mastersocket/internal/template"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
 
@@ -98,7 +98,7 @@ type Options struct {
 	SweepEvery time.Duration
 	// Gateway overrides the gateway's limits (idle timeout, lifetime,
 	// frame and message sizes, integration timeout, send queue).
-	Gateway localgw.Config
+	Gateway gateway.Config
 	// Verbose logs bodies and every management API call.
 	Verbose bool
 	// Logger defaults to slog.Default().
@@ -116,7 +116,7 @@ type Options struct {
 
 // Server is a running local deployment.
 type Server struct {
-	*localgw.Gateway
+	*gateway.Gateway
 	// Token is the token accepted for all groups.
 	Token string
 	// Summary describes the run for a person: URLs, token, store.
@@ -205,12 +205,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 
 	// The gateway first, so that in-process functions can reach its
 	// management API in memory; the functions are filled in before Run.
-	var routes []localgw.Route
+	var routes []gateway.Route
 	var connectAuth *template.Authorizer
 	for _, r := range tmplRoutes {
-		route := localgw.Route{Key: r.Key, Function: r.Function, RouteResponse: r.HasRouteResponse}
+		route := gateway.Route{Key: r.Key, Function: r.Function, RouteResponse: r.HasRouteResponse}
 		if a := r.Authorizer; a != nil {
-			route.Authorizer = &localgw.Authorizer{Name: a.LogicalID, Function: a.Function, IdentitySources: a.IdentitySources}
+			route.Authorizer = &gateway.Authorizer{Name: a.LogicalID, Function: a.Function, IdentitySources: a.IdentitySources}
 			if r.Key == "$connect" {
 				connectAuth = a
 			}
@@ -224,7 +224,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if gc.Redact == nil {
 		gc.Redact = redactTokens
 	}
-	gw, err := localgw.New(gc)
+	gw, err := gateway.New(gc)
 	if err != nil {
 		return nil, err
 	}
@@ -333,10 +333,10 @@ func (s *Server) shutdown() {
 
 func (o *Options) setDefaults() error {
 	if o.Addr == "" {
-		o.Addr = localgw.DefaultAddr
+		o.Addr = gateway.DefaultAddr
 	}
 	if o.Stage == "" {
-		o.Stage = localgw.DefaultStage
+		o.Stage = gateway.DefaultStage
 	}
 	if o.Template == "" {
 		o.Template = "template.yaml"
@@ -424,7 +424,7 @@ func (o *Options) openStore(ctx context.Context) (Registry, string, error) {
 }
 
 // functionSet dispatches each function to its own invoker.
-type functionSet map[string]localgw.Invoker
+type functionSet map[string]gateway.Invoker
 
 func (f functionSet) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
 	inv, ok := f[function]
@@ -447,7 +447,7 @@ var inProcessHandlers = map[string]func(*handler.Handlers) any{
 
 // invoker returns what runs fn: in this process when the mode and the
 // function allow it, otherwise its built bootstrap in a process pool.
-func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template, fn template.Function, vars map[string]string, store handler.Store) (localgw.Invoker, error) {
+func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template, fn template.Function, vars map[string]string, store handler.Store) (gateway.Invoker, error) {
 	pick, known := inProcessHandlers[strings.Trim(filepath.ToSlash(fn.CodeURI), "/")]
 	if o.Functions == FunctionsInProcess && known {
 		settings, err := handler.SettingsFromEnv(func(k string) string { return vars[k] })
@@ -481,7 +481,7 @@ func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template
 		if err != nil {
 			return nil, err
 		}
-		return localgw.NewInProcess(map[string]any{fn.LogicalID: pick(h)}), nil
+		return gateway.NewInProcess(map[string]any{fn.LogicalID: pick(h)}), nil
 	}
 	if o.Store == StoreMemory {
 		o.Logger.Warn("this function is not one of mastersocket's: it runs as a binary, which cannot reach the in-memory store (use --store dynamodb if it needs the table)",
@@ -674,7 +674,7 @@ var tokenPattern = regexp.MustCompile(regexp.QuoteMeta(token.Prefix) + `[A-Za-z0
 // JSON member named like a secret (IDENTIFY's data.token among them), and
 // any mastersocket token wherever else it appears.
 func redactTokens(s string) string {
-	return localgw.RedactSecretsWith(s, func(v string) string {
-		return tokenPattern.ReplaceAllString(v, token.Prefix+localgw.Redacted)
+	return gateway.RedactSecretsWith(s, func(v string) string {
+		return tokenPattern.ReplaceAllString(v, token.Prefix+gateway.Redacted)
 	})
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
-	"github.com/mastersocket/mastersocket/internal/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 )
 
@@ -37,7 +37,7 @@ func startLocal(t *testing.T, o localrun.Options) *localrun.Server {
 		}
 		o.Parameters["ConnectAuth"] = "off"
 	}
-	o.Template = "../../template.yaml"
+	o.Template = "../../../template.yaml"
 	o.Token = e2eToken
 	o.BuildDir = t.TempDir()
 	if o.Logger == nil {
@@ -349,7 +349,7 @@ func eventuallyFor(t *testing.T, d time.Duration, check func() bool, format stri
 
 func TestBinariesNeedDynamoDB(t *testing.T) {
 	_, err := localrun.Start(context.Background(), localrun.Options{
-		Addr: "127.0.0.1:0", Template: "../../template.yaml", Functions: localrun.FunctionsBinaries,
+		Addr: "127.0.0.1:0", Template: "../../../template.yaml", Functions: localrun.FunctionsBinaries,
 	})
 	if err == nil || !strings.Contains(err.Error(), "--store dynamodb") {
 		t.Fatalf("got %v, want an error that says to use --store dynamodb", err)

@@ -1,4 +1,4 @@
-package localgw_test
+package gateway_test
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/gobwas/ws"
 
-	"github.com/mastersocket/mastersocket/internal/localgw"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
 )
 
 var connIDPattern = regexp.MustCompile(`^[A-Za-z0-9]{15}=$`)
@@ -63,7 +63,7 @@ func keys(t *testing.T, raw []byte) []string {
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../../testdata/apigw/" + name + ".json")
+	b, err := os.ReadFile("../../../testdata/apigw/" + name + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func fixture(t *testing.T, name string) []byte {
 
 func TestEventShapesMatchAPIGateway(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, Stage: "prod"})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec, Stage: "prod"})
 	c := dial(t, gw.URL()+"?team=a&team=b&x=%2F", http.Header{"x-Custom-Casing": {"yes"}, "User-Agent": {"shape-test"}})
 	c.text(`{"op":3}`)
 	if got := c.readText(); got != `echo:{"op":3}` {
@@ -148,7 +148,7 @@ func TestConnectDecidesTheHandshake(t *testing.T) {
 			funcs := standardFuncs()
 			funcs["Connect"] = tt.connect
 			rec := newRecorder(funcs)
-			gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+			gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 			var status int
 			d := ws.Dialer{Protocols: []string{"mst.v1"}, Timeout: 5 * time.Second,
 				OnStatusError: func(s int, _ []byte, _ io.Reader) { status = s }}
@@ -178,7 +178,7 @@ func TestConnectDecidesTheHandshake(t *testing.T) {
 	}
 }
 
-func mgmtClient(gw *localgw.Gateway) *apigatewaymanagementapi.Client {
+func mgmtClient(gw *gateway.Gateway) *apigatewaymanagementapi.Client {
 	return apigatewaymanagementapi.New(apigatewaymanagementapi.Options{
 		Region:           "us-east-1",
 		Credentials:      credentials.NewStaticCredentialsProvider("k", "s", ""),
@@ -188,7 +188,7 @@ func mgmtClient(gw *localgw.Gateway) *apigatewaymanagementapi.Client {
 }
 
 func TestPostBeforeConnectReturnsIsGone(t *testing.T) {
-	var gw *localgw.Gateway
+	var gw *gateway.Gateway
 	var postErr error
 	funcs := standardFuncs()
 	funcs["Connect"] = func(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
@@ -196,7 +196,7 @@ func TestPostBeforeConnectReturnsIsGone(t *testing.T) {
 			ConnectionId: aws.String(ev.RequestContext.ConnectionID), Data: []byte("too early")})
 		return ok200("")
 	}
-	gw = start(t, localgw.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs)})
+	gw = start(t, gateway.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs)})
 	dial(t, gw.URL(), nil)
 	var gone *types.GoneException
 	if !errors.As(postErr, &gone) {
@@ -216,12 +216,12 @@ func TestRouteSelectionAndResponses(t *testing.T) {
 		return events.APIGatewayProxyResponse{}, errors.New("boom")
 	}
 	routes := append(standardRoutes(),
-		localgw.Route{Key: "join", Function: "Join", RouteResponse: true},
-		localgw.Route{Key: "quiet", Function: "Silent"}, // no route response
-		localgw.Route{Key: "7", Function: "Join", RouteResponse: true},
-		localgw.Route{Key: "broken", Function: "Broken", RouteResponse: true},
+		gateway.Route{Key: "join", Function: "Join", RouteResponse: true},
+		gateway.Route{Key: "quiet", Function: "Silent"}, // no route response
+		gateway.Route{Key: "7", Function: "Join", RouteResponse: true},
+		gateway.Route{Key: "broken", Function: "Broken", RouteResponse: true},
 	)
-	gw := start(t, localgw.Config{Routes: routes, Invoker: newRecorder(funcs)})
+	gw := start(t, gateway.Config{Routes: routes, Invoker: newRecorder(funcs)})
 	c := dial(t, gw.URL(), nil)
 
 	c.text(`{"action":"join"}`)
@@ -252,7 +252,7 @@ func TestRouteSelectionAndResponses(t *testing.T) {
 	}
 
 	// Without $default, an unmatched message gets Forbidden.
-	gw2 := start(t, localgw.Config{Routes: routes[:2], Invoker: newRecorder(funcs)})
+	gw2 := start(t, gateway.Config{Routes: routes[:2], Invoker: newRecorder(funcs)})
 	c2 := dial(t, gw2.URL(), nil)
 	c2.text(`{"action":"join"}`)
 	if g := parseGatewayError(t, c2.readText()); g.Message != "Forbidden" {
@@ -262,7 +262,7 @@ func TestRouteSelectionAndResponses(t *testing.T) {
 
 func TestFrameLimits(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	tests := []struct {
 		name   string
 		send   func(c *client)
@@ -326,7 +326,7 @@ func TestFrameLimits(t *testing.T) {
 
 func TestPingFramesAreAnsweredByTheGateway(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	c := dial(t, gw.URL(), nil)
 	rec.event(t, "Connect")
 	c.frame(true, ws.OpPing, []byte("are you there"))
@@ -343,7 +343,7 @@ func TestPingFramesAreAnsweredByTheGateway(t *testing.T) {
 
 func TestIdleAndLifetimeLimits(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, IdleTimeout: 300 * time.Millisecond, MaxLifetime: time.Hour})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec, IdleTimeout: 300 * time.Millisecond, MaxLifetime: time.Hour})
 	c := dial(t, gw.URL(), nil)
 	if code, reason := c.expectClose(); code != 1001 || reason != "Going away" {
 		t.Errorf("idle: got %d %q, want 1001 Going away", code, reason)
@@ -353,7 +353,7 @@ func TestIdleAndLifetimeLimits(t *testing.T) {
 	}
 
 	rec2 := newRecorder(standardFuncs())
-	gw2 := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec2, IdleTimeout: time.Hour, MaxLifetime: 500 * time.Millisecond})
+	gw2 := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec2, IdleTimeout: time.Hour, MaxLifetime: 500 * time.Millisecond})
 	c2 := dial(t, gw2.URL(), nil)
 	stop := time.After(2 * time.Second)
 	go func() { // keep it busy: only its age can close it
@@ -380,7 +380,7 @@ func TestConcurrentInvocationsPerConnection(t *testing.T) {
 		}
 		return ok200(ev.Body)
 	}
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs)})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: newRecorder(funcs)})
 	c := dial(t, gw.URL(), nil)
 	c.text("slow")
 	c.text("fast")
@@ -395,7 +395,7 @@ func TestConcurrentInvocationsPerConnection(t *testing.T) {
 
 func TestDisconnectCodes(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	api := mgmtClient(gw)
 
 	tests := []struct {
@@ -435,8 +435,8 @@ func TestDisconnectCodes(t *testing.T) {
 
 func TestCloseEndsEveryConnection(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	cfg := localgw.Config{Addr: "127.0.0.1:0", Routes: standardRoutes(), Invoker: rec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	gw, err := localgw.New(cfg)
+	cfg := gateway.Config{Addr: "127.0.0.1:0", Routes: standardRoutes(), Invoker: rec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	gw, err := gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func TestManagementAPIWithTheAWSSDK(t *testing.T) {
 	for _, transport := range []string{"http", "in-memory"} {
 		t.Run(transport, func(t *testing.T) {
 			rec := newRecorder(standardFuncs())
-			gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, Stage: "dev"})
+			gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec, Stage: "dev"})
 			api := mgmtClient(gw)
 			if transport == "in-memory" {
 				api = apigatewaymanagementapi.New(apigatewaymanagementapi.Options{
@@ -482,7 +482,7 @@ func TestManagementAPIWithTheAWSSDK(t *testing.T) {
 	}
 }
 
-func testManagementAPI(t *testing.T, gw *localgw.Gateway, rec *recorder, api *apigatewaymanagementapi.Client) {
+func testManagementAPI(t *testing.T, gw *gateway.Gateway, rec *recorder, api *apigatewaymanagementapi.Client) {
 	ctx := context.Background()
 	c := dial(t, gw.URL(), http.Header{"User-Agent": {"sdk-test"}})
 	ev, _ := rec.event(t, "Connect")
@@ -558,7 +558,7 @@ func testManagementAPI(t *testing.T, gw *localgw.Gateway, rec *recorder, api *ap
 
 func TestSlowClientGets429NotGone(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, SendQueue: 4})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec, SendQueue: 4})
 	c := dial(t, gw.URL(), nil) // never reads
 	ev, _ := rec.event(t, "Connect")
 	api := mgmtClient(gw)
@@ -581,7 +581,7 @@ func TestSlowClientGets429NotGone(t *testing.T) {
 
 func TestManyConnections(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)

@@ -10,14 +10,14 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/mastersocket/mastersocket/internal/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 )
 
 // routeAdded is template.yaml plus a route "echo" whose function is not one
 // of mastersocket's.
 func routeAdded(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile("../../template.yaml")
+	raw, err := os.ReadFile("../../../template.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ Outputs:`
 	}
 	// Beside template.yaml, so that its relative CodeUris resolve; a name
 	// of its own, so that test runs side by side do not share it.
-	f, err := os.CreateTemp(filepath.Join("..", ".."), "template.*.test.yaml")
+	f, err := os.CreateTemp(filepath.Join("..", "..", ".."), "template.*.test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

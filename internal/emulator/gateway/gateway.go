@@ -1,4 +1,4 @@
-// Package localgw emulates an API Gateway WebSocket API on a laptop: it
+// Package gateway emulates an API Gateway WebSocket API on a laptop: it
 // accepts WebSocket connections, invokes the route functions with the same
 // event JSON that AWS sends ($connect, $disconnect, route selection,
 // $default, route responses), enforces API Gateway's limits and close codes,
@@ -9,7 +9,7 @@
 // The gateway knows nothing of mastersocket: it runs whatever functions its
 // Invoker runs. One port serves both the WebSocket endpoint
 // ws://ADDR/STAGE and the management API http://ADDR/STAGE/@connections/ID.
-package localgw
+package gateway
 
 import (
 	"bufio"

@@ -16,8 +16,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 	"github.com/mastersocket/mastersocket/internal/handler"
-	"github.com/mastersocket/mastersocket/internal/localrun"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
@@ -31,7 +31,7 @@ import (
 func BenchmarkLocalGatewayGroupFanOut(b *testing.B) {
 	const members, window = 1000, 1
 	s, err := localrun.Start(context.Background(), localrun.Options{
-		Addr: "127.0.0.1:0", Template: "../../template.yaml", Token: e2eToken,
+		Addr: "127.0.0.1:0", Template: "../../../template.yaml", Token: e2eToken,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -209,7 +209,7 @@ func reconnectStorm(b *testing.B, cacheSeconds string) {
 	const clients = 1000
 	var reads atomic.Int64
 	s, err := localrun.Start(context.Background(), localrun.Options{
-		Addr: "127.0.0.1:0", Template: "../../template.yaml", Token: e2eToken,
+		Addr: "127.0.0.1:0", Template: "../../../template.yaml", Token: e2eToken,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		WrapStore:   func(st handler.Store) handler.Store { return tokenReads{st, &reads} },
 		Environment: map[string]string{"AUTH_CACHE_SECONDS": cacheSeconds},

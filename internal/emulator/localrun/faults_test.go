@@ -23,7 +23,7 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
-	"github.com/mastersocket/mastersocket/internal/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/token"
@@ -640,11 +640,11 @@ func TestConnectionsOfAKilledGatewayAreSweptAway(t *testing.T) {
 	}
 	ep, table := sharedDynamo(t)
 	bin := t.TempDir() + "/localgw"
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/localgw").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/localgw").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	killedToken := "mst_killed-gateway"
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--template", "../../template.yaml", "--token", killedToken,
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--template", "../../../template.yaml", "--token", killedToken,
 		"--store", "dynamodb", "--dynamodb-endpoint", ep, "--table", table, "--sweep-every", "off",
 		"--parameter-overrides", "ConnectAuth=off") // its peers connect seed-style, as newFaultWorld's do
 	stdout, err := cmd.StdoutPipe()

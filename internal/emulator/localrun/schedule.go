@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
 
-	"github.com/mastersocket/mastersocket/internal/template"
+	"github.com/mastersocket/mastersocket/internal/emulator/template"
 )
 
 // schedule is a function that runs on a schedule, as EventBridge would run

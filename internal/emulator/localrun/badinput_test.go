@@ -17,8 +17,8 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/mastersocket/mastersocket/internal/localgw"
-	"github.com/mastersocket/mastersocket/internal/localrun"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
+	"github.com/mastersocket/mastersocket/internal/emulator/localrun"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
@@ -314,7 +314,7 @@ func TestBadInput(t *testing.T) {
 	s := startLocal(t, localrun.Options{
 		Parameters: map[string]string{"IdentifyTimeoutSeconds": "1"},
 		SweepEvery: -1, // the rows P16 and P17 are the router's answers, not the sweeper's
-		Gateway:    localgw.Config{ManagementTimeout: time.Second},
+		Gateway:    gateway.Config{ManagementTimeout: time.Second},
 	})
 	if err := s.Store().PutToken(t.Context(), scopedTokenOf()); err != nil {
 		t.Fatal(err)
@@ -349,7 +349,7 @@ func TestBadInput(t *testing.T) {
 // TestSecurityDocListsTheBadInputTable checks that docs/SECURITY.md's
 // bad-input table is this test's table: the same rows, the same answers.
 func TestSecurityDocListsTheBadInputTable(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/SECURITY.md")
+	doc, err := os.ReadFile("../../../docs/SECURITY.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package localgw_test
+package gateway_test
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/gobwas/ws"
 
-	"github.com/mastersocket/mastersocket/internal/localgw"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
 )
 
 // fn is a test function with the signature of the real handlers.
@@ -27,7 +27,7 @@ type recorder struct {
 	mu     sync.Mutex
 	events map[string][][]byte // by function
 	calls  chan string         // function names, in invocation order
-	inner  *localgw.InProcess
+	inner  *gateway.InProcess
 }
 
 func newRecorder(funcs map[string]fn) *recorder {
@@ -35,7 +35,7 @@ func newRecorder(funcs map[string]fn) *recorder {
 	for name, f := range funcs {
 		handlers[name] = f
 	}
-	return &recorder{events: map[string][][]byte{}, calls: make(chan string, 1), inner: localgw.NewInProcess(handlers)}
+	return &recorder{events: map[string][][]byte{}, calls: make(chan string, 1), inner: gateway.NewInProcess(handlers)}
 }
 
 func (r *recorder) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
@@ -96,8 +96,8 @@ func standardFuncs() map[string]fn {
 	}
 }
 
-func standardRoutes() []localgw.Route {
-	return []localgw.Route{
+func standardRoutes() []gateway.Route {
+	return []gateway.Route{
 		{Key: "$connect", Function: "Connect"},
 		{Key: "$disconnect", Function: "Disconnect"},
 		{Key: "$default", Function: "Echo", RouteResponse: true},
@@ -105,13 +105,13 @@ func standardRoutes() []localgw.Route {
 }
 
 // start runs a gateway on a free port for the test.
-func start(t *testing.T, cfg localgw.Config) *localgw.Gateway {
+func start(t *testing.T, cfg gateway.Config) *gateway.Gateway {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	gw, err := localgw.New(cfg)
+	gw, err := gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package localgw_test
+package gateway_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/gobwas/ws"
 
-	"github.com/mastersocket/mastersocket/internal/localgw"
+	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
 )
 
 // A client that sends and never reads fills its own queue and is dropped;
@@ -33,7 +33,7 @@ func TestAClientThatDoesNotReadCostsOnlyItself(t *testing.T) {
 		return ok200(big) // fills the socket buffers of a client that does not read
 	}
 	rec := newRecorder(funcs)
-	gw := start(t, localgw.Config{
+	gw := start(t, gateway.Config{
 		Routes: standardRoutes(), Invoker: rec,
 		SendQueue: 8, MaxInvocations: 4, WriteTimeout: time.Minute,
 	})
@@ -98,7 +98,7 @@ func TestAClientThatDoesNotReadCostsOnlyItself(t *testing.T) {
 // body holds a 2-byte code, then a reason): 1002, not a clean close.
 func TestAOneByteCloseBodyIsAProtocolError(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	c := dial(t, gw.URL(), nil)
 	rec.event(t, "Connect")
 	c.frame(true, ws.OpClose, []byte{0x03})
@@ -115,7 +115,7 @@ func TestAOneByteCloseBodyIsAProtocolError(t *testing.T) {
 // ManagementTimeout has passed, instead of holding a connection for ever.
 func TestAManagementRequestCutShortIsDropped(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, ManagementTimeout: 300 * time.Millisecond})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec, ManagementTimeout: 300 * time.Millisecond})
 	nc, err := net.Dial("tcp", gw.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestAManagementRequestCutShortIsDropped(t *testing.T) {
 // listens is seen silent.
 func TestLastActiveAtCountsWhatTheClientSends(t *testing.T) {
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec})
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec})
 	c := dial(t, gw.URL(), nil)
 	ev, _ := rec.event(t, "Connect")
 	id := aws.String(ev.RequestContext.ConnectionID)
@@ -173,7 +173,7 @@ func TestVerboseLogsRedactSecrets(t *testing.T) {
 	var mu sync.Mutex
 	var logs strings.Builder
 	rec := newRecorder(standardFuncs())
-	gw := start(t, localgw.Config{Routes: standardRoutes(), Invoker: rec, Verbose: true,
+	gw := start(t, gateway.Config{Routes: standardRoutes(), Invoker: rec, Verbose: true,
 		Logger: newTextLogger(&lockedWriter{mu: &mu, w: &logs})})
 	c := dial(t, gw.URL()+"?access_token=query-secret-1&group=bots", map[string][]string{"Authorization": {"Bearer header-secret-2"}})
 	rec.event(t, "Connect")
@@ -190,7 +190,7 @@ func TestVerboseLogsRedactSecrets(t *testing.T) {
 			t.Errorf("the verbose log holds %s", secret)
 		}
 	}
-	for _, kept := range []string{"bots", `\"op\":1`, localgw.Redacted} {
+	for _, kept := range []string{"bots", `\"op\":1`, gateway.Redacted} {
 		if !strings.Contains(out, kept) {
 			t.Errorf("the verbose log lacks %s: redaction took too much\n%s", kept, out)
 		}
@@ -209,7 +209,7 @@ func TestRedactSecrets(t *testing.T) {
 		{`{"x":[{"ApiKey":"k1"},{"Cookie":"c"}]}`, `{"x":[{"ApiKey":"[REDACTED]"},{"Cookie":"[REDACTED]"}]}`},
 	}
 	for _, tt := range tests {
-		if got := localgw.RedactSecrets(tt.in); got != tt.want {
+		if got := gateway.RedactSecrets(tt.in); got != tt.want {
 			t.Errorf("RedactSecrets(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
