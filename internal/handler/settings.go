@@ -59,9 +59,9 @@ type Settings struct {
 	// (SWEEP_CONCURRENCY); default 16.
 	SweepConcurrency int
 	// SweepHandshakeGrace is how long ago a connection the gateway does not
-	// have must have been recorded for the sweeper to remove it: younger
-	// ones may still be in their $connect (SWEEP_HANDSHAKE_GRACE_MS);
-	// default 30000 ms.
+	// have must have been recorded for the sweeper, or a delivery that gets
+	// 410, to remove it: younger ones may still be in their $connect
+	// (SWEEP_HANDSHAKE_GRACE_MS); default 30000 ms.
 	SweepHandshakeGrace time.Duration
 	// AuthCacheTTL is how long the $connect authorizer reuses a token
 	// lookup in its warm container (AUTH_CACHE_SECONDS, 0 to 3600, 0
@@ -155,6 +155,7 @@ func (s Settings) RouterConfig(log *slog.Logger) router.Config {
 		ItemTTL:         s.ItemTTL,
 		CacheSize:       s.CacheSize,
 		IdentifyTimeout: s.IdentifyTimeout,
+		HandshakeGrace:  s.SweepHandshakeGrace,
 		Logger:          log,
 	}
 }

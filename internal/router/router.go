@@ -33,6 +33,9 @@ const (
 	DefaultCacheSize       = 10000
 	DefaultDeliveryTimeout = 25 * time.Second
 	DefaultIdentifyTimeout = 10 * time.Second
+	// DefaultHandshakeGrace outlasts the longest $connect (API Gateway's
+	// 29 s integration timeout).
+	DefaultHandshakeGrace = 30 * time.Second
 	// MaxDeliveryBytes is the largest frame the gateway delivers
 	// (PostToConnection's limit): a message plus its source must fit.
 	MaxDeliveryBytes = 128 << 10
@@ -71,6 +74,13 @@ type Config struct {
 	// connection closes it with IDENTIFY_FAILED (the sweeper closes those
 	// that send nothing). Default 10s.
 	IdentifyTimeout time.Duration
+	// HandshakeGrace is how long after it was recorded a connection that
+	// the gateway reports gone (410) is still not forgotten: the gateway
+	// answers 410 until $connect has returned, and a connection identified
+	// at the handshake is a member of its group from inside its $connect.
+	// Such a connection is left to its $disconnect or the sweeper. Default
+	// 30s.
+	HandshakeGrace time.Duration
 	// NewID returns a fresh service id, and the id of an EVENT sent
 	// without one. Default: a random UUID v4.
 	NewID func() string
@@ -115,6 +125,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.IdentifyTimeout = DefaultIdentifyTimeout
 	} else if c.IdentifyTimeout < 0 {
 		return c, fmt.Errorf("identify timeout %v: want a positive duration", c.IdentifyTimeout)
+	}
+	if c.HandshakeGrace == 0 {
+		c.HandshakeGrace = DefaultHandshakeGrace
+	} else if c.HandshakeGrace < 0 {
+		return c, fmt.Errorf("handshake grace %v: want a positive duration", c.HandshakeGrace)
 	}
 	if c.NewID == nil {
 		c.NewID = uuid.NewString
@@ -447,8 +462,14 @@ func (r *Router) forgetCached(connID string) {
 }
 
 // forgetGone removes a connection the gateway reported gone, and the
-// cached route to its service.
+// cached route to its service, unless the connection was recorded less
+// than HandshakeGrace ago: it may be in its handshake still (see
+// Config.HandshakeGrace).
 func (r *Router) forgetGone(ctx context.Context, connID, serviceID string) {
+	if c, err := r.store.Connection(ctx, connID); err == nil && r.cfg.Now().Sub(c.ConnectedAt) < r.cfg.HandshakeGrace {
+		r.log.Debug("a young connection is gone at the gateway: left to its $disconnect or the sweeper", "connection", connID)
+		return
+	}
 	if serviceID != "" {
 		r.services.Remove(serviceID)
 	}

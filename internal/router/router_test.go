@@ -433,7 +433,7 @@ func sequence() func() string {
 }
 
 func TestGoneRecipientsAreRemoved(t *testing.T) {
-	e := newEnv(t, router.Config{})
+	e := newEnv(t, router.Config{HandshakeGrace: time.Nanosecond}) // past their handshakes
 	from, live, dead := e.join("g"), e.join("g"), e.join("g")
 	e.sender.gone[dead.id] = true
 
@@ -668,8 +668,8 @@ func (p *probeSender) Send(ctx context.Context, connID string, frame []byte) err
 }
 
 func TestGoneTargetIsForgottenByEveryContainer(t *testing.T) {
-	e := newEnv(t, router.Config{})
-	other, _ := router.New(e.store, e.sender, router.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e := newEnv(t, router.Config{HandshakeGrace: time.Nanosecond})
+	other, _ := router.New(e.store, e.sender, router.Config{HandshakeGrace: time.Nanosecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	from, to := e.join("g"), e.join("g")
 	direct := router.Request{ConnectionID: from.id, ConnectedAt: from.at,
 		Body: []byte(`{"op":0,"event":"E","intent":{"target":"DIRECT","identifier":"` + to.serviceID + `"}}`)}
@@ -812,5 +812,38 @@ func TestConnectRefusesAnInvalidIdentity(t *testing.T) {
 		if err := r.Connect(t.Context(), router.Connection{ID: "c=", Identity: &id}); err == nil {
 			t.Errorf("Connect with identity %+v: got no error", id)
 		}
+	}
+}
+
+// The gateway answers 410 for a connection whose $connect has not returned,
+// and a connection identified at the handshake is a group member from inside
+// its $connect: a fan-out in that moment must not forget it (the soak lost
+// every later message to such a member). Once past the handshake grace, a
+// 410 means gone.
+func TestAGoneConnectionStillInItsHandshakeIsKept(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	clock := func() time.Time { return now }
+	e := newEnv(t, router.Config{HandshakeGrace: 30 * time.Second, Now: clock})
+	from := e.join("g")
+	young := router.Connection{ID: "young=", ConnectedAt: now, Identity: &router.Identity{ServiceID: "svc-young", Group: "g"}}
+	if err := e.r.Connect(t.Context(), young); err != nil {
+		t.Fatal(err)
+	}
+	e.sender.gone[young.ID] = true // its $connect has not returned yet
+	from.send(`{"op":0,"event":"E","intent":{"target":"GROUP","identifier":"g"}}`)
+	if _, err := e.store.Connection(t.Context(), young.ID); err != nil {
+		t.Fatalf("a member still in its handshake was forgotten on a 410: %v", err)
+	}
+	delete(e.sender.gone, young.ID) // $connect returned
+	from.send(`{"op":0,"event":"LATER","intent":{"target":"GROUP","identifier":"g"}}`)
+	if got := e.sender.frames(young.ID); len(got) != 1 || got[0].Event != "LATER" {
+		t.Fatalf("the member got %+v, want the later message", got)
+	}
+
+	e.sender.gone[young.ID] = true // gone for good, 31 s after it connected
+	now = now.Add(31 * time.Second)
+	from.send(`{"op":0,"event":"E","intent":{"target":"GROUP","identifier":"g"}}`)
+	if _, err := e.store.Connection(t.Context(), young.ID); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("a member gone past its handshake is still stored: %v", err)
 	}
 }
