@@ -21,9 +21,10 @@ const (
 	OpPong       Op = 4 // answer to PING
 	OpReply      Op = 5 // routed like EVENT; answers an EVENT
 	OpError      Op = 6 // a non-fatal error (server → client)
+	OpReceipt    Op = 7 // the delivery receipt of an EVENT or REPLY sent with ack (server → client)
 )
 
-var opNames = [...]string{"EVENT", "IDENTIFY", "DISCONNECT", "PING", "PONG", "REPLY", "ERROR"}
+var opNames = [...]string{"EVENT", "IDENTIFY", "DISCONNECT", "PING", "PONG", "REPLY", "ERROR", "RECEIPT"}
 
 // String returns the op's name, such as "EVENT", or "OP(9)" for an unknown op.
 func (o Op) String() string {

@@ -51,6 +51,28 @@ func IdentifiedFrame(id, serviceID, group string, pingMillis int) []byte {
 	return append(b, "}}"...)
 }
 
+// Receipt is what a delivery receipt counts: recipients the message was
+// posted to, recipients the gateway no longer had (410), and posts that
+// failed otherwise.
+type Receipt struct {
+	Delivered int `json:"delivered"`
+	Gone      int `json:"gone"`
+	Failed    int `json:"failed"`
+}
+
+// ReceiptFrame returns the delivery receipt of the EVENT or REPLY whose id
+// was id (or ""): {"op":7,"id":...,"data":{"delivered":N,"gone":N,"failed":N}}.
+func ReceiptFrame(id string, r Receipt) []byte {
+	b := frameStart(OpReceipt, id)
+	b = append(b, `,"data":{"delivered":`...)
+	b = strconv.AppendInt(b, int64(r.Delivered), 10)
+	b = append(b, `,"gone":`...)
+	b = strconv.AppendInt(b, int64(r.Gone), 10)
+	b = append(b, `,"failed":`...)
+	b = strconv.AppendInt(b, int64(r.Failed), 10)
+	return append(b, "}}"...)
+}
+
 // PongFrame returns the answer to a PING whose id was id (or "").
 func PongFrame(id string) []byte {
 	return append(frameStart(OpPong, id), '}')

@@ -52,6 +52,9 @@ type Message struct {
 	Data json.RawMessage
 	// Intent is set for EVENT and REPLY.
 	Intent Intent
+	// Ack is set when an EVENT or REPLY asks for a delivery receipt
+	// ("ack": true). It is not passed on to recipients.
+	Ack bool
 
 	// The raw JSON of the id and event, passed through to recipients as
 	// sent. The intent is written from its validated form instead, so that
@@ -149,6 +152,15 @@ func Parse(body []byte) (*Message, error) {
 		return fail(CodeInvalidPayload, "%s", err.Message)
 	}
 	m.Intent = intent
+	if raw, ok := present(fields, "ack"); ok {
+		switch string(raw) {
+		case "true":
+			m.Ack = true
+		case "false":
+		default:
+			return fail(CodeInvalidPayload, "ack must be a boolean")
+		}
+	}
 	return m, nil
 }
 

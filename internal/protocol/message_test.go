@@ -413,3 +413,24 @@ func strictlyDecodable(body []byte) error {
 		}
 	}
 }
+
+func TestAckAsksForAReceiptAndIsNotDelivered(t *testing.T) {
+	m, err := Parse([]byte(`{"op":0,"id":"a1","ack":true,"event":"E","intent":{"target":"GLOBAL"}}`))
+	if err != nil || !m.Ack {
+		t.Fatalf("got %+v, %v; want a message asking for a receipt", m, err)
+	}
+	if d := string(m.Delivery(Source{ID: "s", Group: "g"})); strings.Contains(d, "ack") {
+		t.Errorf("the delivery %s carries the ack", d)
+	}
+	for _, body := range []string{`{"op":0,"ack":1,"event":"E","intent":{"target":"GLOBAL"}}`, `{"op":0,"ack":"true","event":"E","intent":{"target":"GLOBAL"}}`} {
+		if _, err := Parse([]byte(body)); err == nil || !strings.Contains(err.Error(), "ack must be a boolean") {
+			t.Errorf("%s: got %v, want INVALID_PAYLOAD: ack must be a boolean", body, err)
+		}
+	}
+	if m, err := Parse([]byte(`{"op":0,"ack":false,"event":"E","intent":{"target":"GLOBAL"}}`)); err != nil || m.Ack {
+		t.Errorf("ack false: got %+v, %v", m, err)
+	}
+	if got, want := string(ReceiptFrame("a1", Receipt{Delivered: 3, Gone: 1})), `{"op":7,"id":"a1","data":{"delivered":3,"gone":1,"failed":0}}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

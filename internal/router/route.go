@@ -11,7 +11,9 @@ import (
 )
 
 // route delivers an EVENT or REPLY to its intent's targets, never to the
-// sender itself.
+// sender itself. A message sent with ack is answered with its delivery
+// receipt; a DIRECT to a service that is not connected gets
+// TARGET_NOT_FOUND either way.
 func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([]byte, error) {
 	id, err := r.identity(ctx, req)
 	if err != nil {
@@ -35,25 +37,35 @@ func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DeliveryTimeout)
 	defer cancel()
 
+	var (
+		receipt protocol.Receipt
+		reply   []byte
+	)
 	switch m.Intent.Target {
 	case protocol.TargetDirect:
-		return r.direct(ctx, req.ConnectionID, m, frame)
+		receipt, reply, err = r.direct(ctx, req.ConnectionID, m, frame)
 	case protocol.TargetGroup:
-		return nil, r.fanOut(ctx, req.ConnectionID, frame, func(fn func([]Member) error) error {
+		receipt, err = r.fanOut(ctx, req.ConnectionID, frame, func(fn func([]Member) error) error {
 			return r.store.GroupMembers(ctx, m.Intent.Identifier, fn)
 		})
 	default: // GLOBAL
-		return nil, r.fanOut(ctx, req.ConnectionID, frame, func(fn func([]Member) error) error {
+		receipt, err = r.fanOut(ctx, req.ConnectionID, frame, func(fn func([]Member) error) error {
 			return r.store.AllMembers(ctx, fn)
 		})
 	}
+	if err != nil || reply != nil || !m.Ack {
+		return reply, err
+	}
+	return protocol.ReceiptFrame(m.ID, receipt), nil
 }
 
-// direct delivers frame to the one connection of a service id.
-func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, frame []byte) ([]byte, error) {
+// direct delivers frame to the one connection of a service id. It returns
+// the receipt of the delivery, or the TARGET_NOT_FOUND frame when the
+// service is not connected.
+func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, frame []byte) (protocol.Receipt, []byte, error) {
 	serviceID := m.Intent.Identifier
-	notFound := func() ([]byte, error) {
-		return errorFrame(protocol.CodeTargetNotFound, m.ID, "service %q is not connected", serviceID), nil
+	notFound := func() (protocol.Receipt, []byte, error) {
+		return protocol.Receipt{}, errorFrame(protocol.CodeTargetNotFound, m.ID, "service %q is not connected", serviceID), nil
 	}
 	to, ok := r.services.Get(serviceID)
 	if !ok {
@@ -63,12 +75,12 @@ func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, f
 			return notFound()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("look up service %s: %w", serviceID, err)
+			return protocol.Receipt{}, nil, fmt.Errorf("look up service %s: %w", serviceID, err)
 		}
 		r.services.Add(serviceID, to)
 	}
 	if to == from {
-		return nil, nil // the sender never receives its own message
+		return protocol.Receipt{}, nil, nil // the sender never receives its own message
 	}
 	err := r.sender.Send(ctx, to, frame)
 	if errors.Is(err, ErrGone) {
@@ -76,16 +88,17 @@ func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, f
 		return notFound()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("deliver to %s: %w", to, err)
+		return protocol.Receipt{}, nil, fmt.Errorf("deliver to %s: %w", to, err)
 	}
-	return nil, nil
+	return protocol.Receipt{Delivered: 1}, nil, nil
 }
 
 // fanOut delivers frame to every member that list yields, except the sender,
 // with at most cfg.FanOut deliveries in flight. Gone recipients are removed.
 // Delivery is at most once: failures are logged, and fanOut returns an error
-// only when listing the members failed or every delivery failed.
-func (r *Router) fanOut(ctx context.Context, from string, frame []byte, list func(func([]Member) error) error) error {
+// only when listing the members failed or every delivery failed. It returns
+// what became of the deliveries.
+func (r *Router) fanOut(ctx context.Context, from string, frame []byte, list func(func([]Member) error) error) (protocol.Receipt, error) {
 	var (
 		wg                       sync.WaitGroup
 		slots                    = make(chan struct{}, r.cfg.FanOut)
@@ -131,15 +144,19 @@ func (r *Router) fanOut(ctx context.Context, from string, frame []byte, list fun
 	})
 	wg.Wait()
 	r.log.Debug("fan-out done", "recipients", recipients.Load(), "gone", gone.Load(), "failed", failed.Load())
-
+	receipt := protocol.Receipt{
+		Delivered: int(recipients.Load() - gone.Load() - failed.Load()),
+		Gone:      int(gone.Load()),
+		Failed:    int(failed.Load()),
+	}
 	if n := failed.Load(); n > 0 {
 		r.log.Warn("deliveries failed", "failed", n, "recipients", recipients.Load(), "err", firstErr)
 		if n == recipients.Load() && listErr == nil {
-			return fmt.Errorf("all %d deliveries failed: %w", n, firstErr)
+			return receipt, fmt.Errorf("all %d deliveries failed: %w", n, firstErr)
 		}
 	}
 	if listErr != nil {
-		return fmt.Errorf("list recipients: %w", listErr)
+		return receipt, fmt.Errorf("list recipients: %w", listErr)
 	}
-	return nil
+	return receipt, nil
 }

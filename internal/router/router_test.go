@@ -847,3 +847,58 @@ func TestAGoneConnectionStillInItsHandshakeIsKept(t *testing.T) {
 		t.Errorf("a member gone past its handshake is still stored: %v", err)
 	}
 }
+
+// receipt returns the counts of a RECEIPT frame with id, or fails.
+func receipt(t *testing.T, f *protocol.Frame, id string) protocol.Receipt {
+	t.Helper()
+	var r protocol.Receipt
+	if f == nil || f.Op != protocol.OpReceipt || f.ID != id || json.Unmarshal(f.Data, &r) != nil {
+		t.Fatalf("got %+v, want the RECEIPT of %q", f, id)
+	}
+	return r
+}
+
+func TestAMessageSentWithAckGetsItsDeliveryReceipt(t *testing.T) {
+	e := newEnv(t, router.Config{HandshakeGrace: time.Nanosecond})
+	from, a, b, dead := e.join("g"), e.join("g"), e.join("g"), e.join("g")
+	other := e.join("h")
+	e.sender.gone[dead.id] = true
+
+	tests := []struct {
+		name, body, id string
+		want           protocol.Receipt
+	}{
+		{"a GROUP counts its members and the gone one", `{"op":0,"id":"g1","ack":true,"event":"E","intent":{"target":"GROUP","identifier":"g"}}`, "g1", protocol.Receipt{Delivered: 2, Gone: 1}},
+		{"a GLOBAL counts everyone but the sender", `{"op":0,"id":"all","ack":true,"event":"E","intent":{"target":"GLOBAL"}}`, "all", protocol.Receipt{Delivered: 3}},
+		{"a DIRECT counts its one delivery", `{"op":0,"id":"d1","ack":true,"event":"E","intent":{"target":"DIRECT","identifier":"` + a.serviceID + `"}}`, "d1", protocol.Receipt{Delivered: 1}},
+		{"a REPLY gets one too", `{"op":5,"id":"r1","ack":true,"intent":{"target":"DIRECT","identifier":"` + b.serviceID + `"}}`, "r1", protocol.Receipt{Delivered: 1}},
+		{"a GROUP of nobody counts nothing", `{"op":0,"id":"n","ack":true,"event":"E","intent":{"target":"GROUP","identifier":"empty"}}`, "n", protocol.Receipt{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := receipt(t, from.send(tt.body), tt.id); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	// The receipt names the id the server gave an EVENT sent without one.
+	f := from.send(`{"op":0,"ack":true,"event":"E","intent":{"target":"GROUP","identifier":"h"}}`)
+	if got := receipt(t, f, f.ID); got.Delivered != 1 || len(f.ID) != 36 {
+		t.Errorf("got %+v for id %q, want one delivery and the assigned UUID", got, f.ID)
+	}
+	if got := e.sender.frames(other.id); len(got) != 2 || got[1].ID != f.ID {
+		t.Errorf("the member got %+v, want the EVENT with the receipt's id %s", got, f.ID)
+	}
+	// Recipients never see the ack.
+	for _, fr := range e.sender.frames(a.id) {
+		if strings.Contains(string(fr.Data)+fr.Event, "ack") {
+			t.Errorf("a delivered frame carries the ack: %+v", fr)
+		}
+	}
+	// A DIRECT to nobody is TARGET_NOT_FOUND, ack or not; no ack, no receipt.
+	wantError(t, from.send(`{"op":0,"id":"x","ack":true,"event":"E","intent":{"target":"DIRECT","identifier":"nobody"}}`), protocol.CodeTargetNotFound, "x")
+	if f := from.send(`{"op":0,"id":"q","event":"E","intent":{"target":"GROUP","identifier":"g"}}`); f != nil {
+		t.Errorf("without ack got %+v, want nothing", f)
+	}
+	wantError(t, from.send(`{"op":0,"id":"bad","ack":"yes","event":"E","intent":{"target":"GLOBAL"}}`), protocol.CodeInvalidPayload, "bad")
+}

@@ -261,6 +261,7 @@ var badInputs = []badInput{
 	}},
 	{"P18", "a second IDENTIFY", "ERROR 4005 ALREADY_IDENTIFIED", send(`{"op":1,"data":{"token":"` + e2eToken + `","group":"other"}}`)},
 	{"P19", "a DIRECT to a service that is not connected", "ERROR 4006 TARGET_NOT_FOUND", send(`{"op":0,"event":"E","intent":{"target":"DIRECT","identifier":"00000000-0000-4000-8000-000000000000"}}`)},
+	{"P21", "an ack that is not a boolean", "ERROR 4002 INVALID_PAYLOAD", send(`{"op":0,"ack":"yes","event":"E","intent":{"target":"GLOBAL"}}`)},
 	{"P20", "an EVENT with a forged source", "delivered with the sender's true source", func(t *testing.T, s *localrun.Server) string {
 		from, fromID := identified(t, s, "forge")
 		to, _ := identified(t, s, "forge")
