@@ -16,7 +16,10 @@
 // once per container and TTL instead of once per handshake. The price is
 // the revocation delay: a deleted token keeps opening connections on a warm
 // container for up to CacheTTL. Expiry is exact: it is checked on every
-// handshake, cached or not.
+// handshake, cached or not. Unknown tokens are cached too, apart and in a
+// tenth of the room, so that a client retrying with a revoked token reads
+// once per CacheTTL while a flood of guesses (one read each) cannot push
+// the real tokens out.
 package authorizer
 
 import (
@@ -130,7 +133,11 @@ func forbidden(format string, args ...any) error {
 type Authorizer struct {
 	tokens Tokens
 	cfg    Config
-	cache  *lru.Cache[token.Hash, lookup]
+	// cache holds tokens found, missing the hashes of tokens that are not
+	// stored: apart, so that a flood of guessed tokens cannot push the
+	// real ones out.
+	cache   *lru.Cache[token.Hash, lookup]
+	missing *lru.Cache[token.Hash, lookup]
 
 	mu       sync.Mutex
 	inFlight map[token.Hash]*call
@@ -150,6 +157,15 @@ type call struct {
 	done chan struct{}
 	res  lookup
 	err  error
+}
+
+// missingSize is the size of the cache of unknown tokens: a tenth of the
+// tokens', enough for a client retrying with a revoked token.
+func missingSize(size int) int {
+	if size < 1 {
+		return size
+	}
+	return max(size/10, 1)
 }
 
 // New returns an Authorizer over tokens, or an error if cfg is invalid.
@@ -176,6 +192,7 @@ func New(tokens Tokens, cfg Config) (*Authorizer, error) {
 		tokens:   tokens,
 		cfg:      cfg,
 		cache:    lru.New[token.Hash, lookup](cfg.CacheSize),
+		missing:  lru.New[token.Hash, lookup](missingSize(cfg.CacheSize)),
 		inFlight: make(map[token.Hash]*call),
 	}, nil
 }
@@ -214,42 +231,70 @@ func (a *Authorizer) Authorize(ctx context.Context, hs Handshake) (Identity, err
 
 // lookup returns the stored token of hash h, from the cache when it is
 // fresh, sharing one read among concurrent handshakes with the same token.
+// A waiter whose leader's own context ended reads again itself.
 func (a *Authorizer) lookup(ctx context.Context, h token.Hash) (lookup, error) {
-	if res, ok := a.cache.Get(h); ok && a.cfg.Now().Sub(res.at) < a.cfg.CacheTTL {
-		return res, nil
-	}
-	a.mu.Lock()
-	if c, ok := a.inFlight[h]; ok {
+	for {
+		if res, ok := a.cached(h); ok {
+			return res, nil
+		}
+		a.mu.Lock()
+		c, waiting := a.inFlight[h]
+		if !waiting {
+			c = &call{done: make(chan struct{})}
+			a.inFlight[h] = c
+		}
 		a.mu.Unlock()
+		if !waiting {
+			a.read(ctx, h, c)
+			return c.res, c.err
+		}
 		select {
 		case <-c.done:
-			return c.res, c.err
 		case <-ctx.Done():
 			return lookup{}, ctx.Err()
 		}
+		if c.err == nil || !isContextError(c.err) || ctx.Err() != nil {
+			return c.res, c.err
+		}
+		// The leader's handshake gave up, not the store: try again.
 	}
-	c := &call{done: make(chan struct{})}
-	a.inFlight[h] = c
-	a.mu.Unlock()
+}
 
+// read looks h up in the store for the call c, and ends c however the
+// lookup ends (a panicking store included).
+func (a *Authorizer) read(ctx context.Context, h token.Hash, c *call) {
+	defer func() {
+		a.mu.Lock()
+		delete(a.inFlight, h)
+		a.mu.Unlock()
+		close(c.done)
+	}()
+	c.err = errors.New("token lookup did not finish")
 	a.reads.Add(1)
 	tok, err := a.tokens.Token(ctx, h)
 	switch {
 	case err == nil:
-		c.res = lookup{tok: tok, found: true, at: a.cfg.Now()}
+		c.res, c.err = lookup{tok: tok, found: true, at: a.cfg.Now()}, nil
+		a.cache.Add(h, c.res)
 	case errors.Is(err, router.ErrNotFound):
-		c.res = lookup{at: a.cfg.Now()}
+		c.res, c.err = lookup{at: a.cfg.Now()}, nil
+		a.missing.Add(h, c.res)
 	default:
 		c.err = fmt.Errorf("look up token %s: %w", h.ID(), err)
 	}
-	if c.err == nil {
-		a.cache.Add(h, c.res)
+}
+
+// cached returns a fresh cached lookup of h.
+func (a *Authorizer) cached(h token.Hash) (lookup, bool) {
+	res, ok := a.cache.Get(h)
+	if !ok {
+		res, ok = a.missing.Get(h)
 	}
-	a.mu.Lock()
-	delete(a.inFlight, h)
-	a.mu.Unlock()
-	close(c.done)
-	return c.res, c.err
+	return res, ok && a.cfg.Now().Sub(res.at) < a.cfg.CacheTTL
+}
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // header returns the values of a header, its name matched without regard

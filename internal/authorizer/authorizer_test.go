@@ -3,6 +3,7 @@ package authorizer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,9 @@ func (s *tokens) Token(ctx context.Context, h token.Hash) (token.Token, error) {
 	s.reads.Add(1)
 	if s.gate != nil {
 		<-s.gate
+	}
+	if err := ctx.Err(); err != nil {
+		return token.Token{}, err // as the SDK does
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -301,5 +305,72 @@ func TestAStoreFailureIsAFaultNotARefusal(t *testing.T) {
 	s.fail = nil
 	if _, err := a.Authorize(t.Context(), req); err != nil {
 		t.Errorf("a failed lookup was cached: %v", err)
+	}
+}
+
+func TestAFloodOfGuessedTokensCannotPushTheRealOnesOut(t *testing.T) {
+	s := store()
+	a := newAuthorizer(t, s, authorizer.Config{CacheSize: 100})
+	real := hs(map[string][]string{"Authorization": {"Bearer " + allGroups}}, map[string][]string{"group": {"g"}})
+	if _, err := a.Authorize(t.Context(), real); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		guess := hs(map[string][]string{"Authorization": {fmt.Sprintf("Bearer mst_guess-%d", i)}}, map[string][]string{"group": {"g"}})
+		if _, err := a.Authorize(t.Context(), guess); err == nil {
+			t.Fatal("a guess was accepted")
+		}
+	}
+	before := s.reads.Load()
+	if _, err := a.Authorize(t.Context(), real); err != nil {
+		t.Fatal(err)
+	}
+	if s.reads.Load() != before {
+		t.Error("after 1,000 guessed tokens the real one was read again: the guesses pushed it out of the cache")
+	}
+}
+
+// panicky is a token store whose first read panics.
+type panicky struct {
+	*tokens
+	once sync.Once
+}
+
+func (p *panicky) Token(ctx context.Context, h token.Hash) (token.Token, error) {
+	p.once.Do(func() { panic("store bug") })
+	return p.tokens.Token(ctx, h)
+}
+
+func TestAPanickingLookupDoesNotWedgeTheToken(t *testing.T) {
+	a := newAuthorizer(t, &panicky{tokens: store()}, authorizer.Config{})
+	req := hs(map[string][]string{"Authorization": {"Bearer " + allGroups}}, map[string][]string{"group": {"g"}})
+	func() {
+		defer func() { recover() }() // as the Lambda runtime, or the emulator, recovers it
+		a.Authorize(t.Context(), req)
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := a.Authorize(ctx, req); err != nil {
+		t.Fatalf("after a lookup panicked, the next handshake got %v", err)
+	}
+}
+
+func TestAWaiterReadsAgainWhenItsLeaderGaveUp(t *testing.T) {
+	s := store()
+	s.gate = make(chan struct{})
+	a := newAuthorizer(t, s, authorizer.Config{})
+	req := hs(map[string][]string{"Authorization": {"Bearer " + allGroups}}, map[string][]string{"group": {"g"}})
+	leaderCtx, cancelLeader := context.WithCancel(t.Context())
+	leaderDone := make(chan error, 1)
+	go func() { _, err := a.Authorize(leaderCtx, req); leaderDone <- err }()
+	time.Sleep(20 * time.Millisecond)
+	waiterDone := make(chan error, 1)
+	go func() { _, err := a.Authorize(t.Context(), req); waiterDone <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cancelLeader()
+	close(s.gate) // the store answers the leader with its cancelled context
+	<-leaderDone
+	if err := <-waiterDone; err != nil {
+		t.Errorf("a waiter got its leader's cancellation: %v", err)
 	}
 }

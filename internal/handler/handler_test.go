@@ -535,9 +535,15 @@ func TestSettingsFromEnv(t *testing.T) {
 	if err != nil || s != (handler.Settings{}) {
 		t.Errorf("empty environment: got %+v, %v; want zero settings (defaults)", s, err)
 	}
-	bad := map[string]string{"MAX_MESSAGE_BYTES": "131073", "FANOUT_LIMIT": "many", "LOG_LEVEL": "loud", "ITEM_TTL_SECONDS": "3600"}
+	for v, want := range map[string]time.Duration{"45": 45 * time.Second, "0": -1, "00": -1, "+0": -1} {
+		s, err := handler.SettingsFromEnv(func(k string) string { return map[string]string{"AUTH_CACHE_SECONDS": v}[k] })
+		if err != nil || s.AuthCacheTTL != want {
+			t.Errorf("AUTH_CACHE_SECONDS=%q: got %v, %v; want %v (negative: the cache off)", v, s.AuthCacheTTL, err, want)
+		}
+	}
+	bad := map[string]string{"MAX_MESSAGE_BYTES": "131073", "FANOUT_LIMIT": "many", "LOG_LEVEL": "loud", "ITEM_TTL_SECONDS": "3600", "AUTH_CACHE_SECONDS": "3601"}
 	_, err = handler.SettingsFromEnv(func(k string) string { return bad[k] })
-	for _, name := range []string{"MAX_MESSAGE_BYTES", "FANOUT_LIMIT", "LOG_LEVEL", "ITEM_TTL_SECONDS"} {
+	for _, name := range []string{"MAX_MESSAGE_BYTES", "FANOUT_LIMIT", "LOG_LEVEL", "ITEM_TTL_SECONDS", "AUTH_CACHE_SECONDS"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("got %v, want an error naming %s", err, name)
 		}

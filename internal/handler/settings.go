@@ -130,10 +130,11 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	s.SweepConcurrency = intVar(EnvSweepConcurrency, 1, 1000)
 	s.SweepHandshakeGrace = time.Duration(intVar(EnvSweepHandshakeGrace, 1, 3600*1000)) * time.Millisecond
 	if v := strings.TrimSpace(getenv(EnvAuthCacheSeconds)); v != "" {
+		bad := len(errs)
 		switch n := intVar(EnvAuthCacheSeconds, 0, 3600); {
 		case n > 0:
 			s.AuthCacheTTL = time.Duration(n) * time.Second
-		case v == "0":
+		case len(errs) == bad: // a valid 0 ("0", "00", "+0")
 			s.AuthCacheTTL = -1 // off
 		}
 	}
