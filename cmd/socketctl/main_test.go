@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/dynamotest"
@@ -23,7 +24,7 @@ func socketctl(t *testing.T, env map[string]string, args ...string) (int, string
 }
 
 func TestUsageErrors(t *testing.T) {
-	env := map[string]string{"TABLE_NAME": "t"}
+	env := map[string]string{"TABLE_NAME": "t", "MANAGEMENT_ENDPOINT": ""}
 	tests := []struct {
 		name string
 		args []string
@@ -40,6 +41,25 @@ func TestUsageErrors(t *testing.T) {
 		{"revoke without id", []string{"token", "revoke"}, "give the ID"},
 		{"revoke short id", []string{"token", "revoke", "abc"}, "at least 8"},
 		{"revoke something that is no id", []string{"token", "revoke", "hunter2-secret"}, "an ID is hex digits"},
+		{"expiry in weeks", []string{"token", "create", "--all-groups", "--expires-in", "4w"}, "30d"},
+		{"connections without a management endpoint", []string{"connections"}, "--management-endpoint (or MANAGEMENT_ENDPOINT) is required"},
+		{"a management endpoint without its stage", []string{"connections", "--management-endpoint", "https://abc.execute-api.us-east-1.amazonaws.com"}, "has no stage"},
+		{"a management endpoint that is no URL", []string{"kick", "svc", "--management-endpoint", "ftp://x/dev"}, "want an http(s) URL"},
+		{"connections of a bad group", []string{"connections", "--group", "a b"}, "not a group name"},
+		{"connections with an argument", []string{"connections", "bots"}, `unexpected argument "bots"`},
+		{"send without an event", []string{"send", "--global"}, "--event NAME is required"},
+		{"send without a target", []string{"send", "--event", "E"}, "give the target"},
+		{"send to two targets", []string{"send", "--event", "E", "--global", "--group", "g"}, "give one target"},
+		{"send data that is not JSON", []string{"send", "--event", "E", "--global", "--data", "{n:1}"}, "--data must be valid JSON"},
+		{"send a bare word as data", []string{"send", "--event", "E", "--global", "--data", "hello"}, "a string is quoted"},
+		{"send to a bad group", []string{"send", "--event", "E", "--group", "a b"}, "is not a group name"},
+		{"send an event name too long", []string{"send", "--event", strings.Repeat("e", 129), "--global"}, "event must be 1 to 128 characters"},
+		{"send an id too long", []string{"send", "--event", "E", "--global", "--id", strings.Repeat("i", 129)}, "id must be 1 to 128 characters"},
+		{"send data nested too deep", []string{"send", "--event", "E", "--global", "--data", strings.Repeat("[", 64) + strings.Repeat("]", 64)}, "deeper than 64"},
+		{"send data with a lone surrogate", []string{"send", "--event", "E", "--global", "--data", `"\ud800"`}, "lone UTF-16 surrogate"},
+		{"kick without a service", []string{"kick"}, "give the service id of one service"},
+		{"kick two services", []string{"kick", "a", "b"}, "give the service id of one service"},
+		{"kick with a reason too long", []string{"kick", "a", "--reason", strings.Repeat("r", 1025)}, "at most 1024 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,11 +108,16 @@ func TestTokensOnDynamoDB(t *testing.T) {
 
 	// TABLE_NAME instead of --table, and an expiring all-groups token.
 	env["TABLE_NAME"] = table
-	code, admin, stderr := socketctl(t, env, "token", "create", "--all-groups", "--expires-in", "24h")
+	code, admin, stderr := socketctl(t, env, "token", "create", "--all-groups", "--expires-in", "30d")
 	if code != 0 {
 		t.Fatalf("create: exit %d: %s", code, stderr)
 	}
 	adminHash := token.HashOf(strings.TrimSpace(admin))
+	if got, err := store.Token(t.Context(), adminHash); err != nil {
+		t.Fatal(err)
+	} else if left := time.Until(got.ExpiresAt); left < 30*24*time.Hour-time.Minute || left > 30*24*time.Hour {
+		t.Errorf("--expires-in 30d: got a token expiring in %v, want 720h", left)
+	}
 
 	code, out, stderr := socketctl(t, env, "token", "list")
 	if code != 0 {

@@ -1,178 +1,46 @@
 package main
 
+// The token commands: create, list and revoke the tokens that services
+// present at the handshake or in IDENTIFY.
+
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
-
-// tokenStore is what socketctl needs of a registry.
-type tokenStore interface {
-	PutToken(ctx context.Context, t token.Token) error
-	Tokens(ctx context.Context) ([]token.Token, error)
-	DeleteToken(ctx context.Context, h token.Hash) error
-}
-
-// openStore opens the DynamoDB registry of a table.
-func openStore(ctx context.Context, table, endpoint string) (tokenStore, error) {
-	client, err := dynamostore.NewClient(ctx, endpoint, dynamostore.ClientConfig{})
-	if err != nil {
-		return nil, err
-	}
-	return dynamostore.New(client, dynamostore.Config{Table: table})
-}
-
-// usageError is a mistake in the command line.
-type usageError string
-
-func (e usageError) Error() string { return string(e) }
-
-const usage = `usage:
-  socketctl token create --group G [--group H | --all-groups] [--name N] [--expires-in DURATION]
-  socketctl token list [--json]
-  socketctl token revoke ID|TOKEN
-
-flags of every command:
-  --table NAME       DynamoDB table (default $TABLE_NAME)
-  --endpoint URL     DynamoDB endpoint, e.g. http://127.0.0.1:8000 (default $DYNAMODB_ENDPOINT)`
-
-type cli struct {
-	stdout, stderr io.Writer
-	getenv         func(string) string
-	open           func(ctx context.Context, table, endpoint string) (tokenStore, error)
-
-	table, endpoint string
-}
-
-func (c *cli) run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(c.stdout, usage)
-		return nil
-	}
-	if args[0] != "token" {
-		return usageError(fmt.Sprintf("unknown command %q\n%s", args[0], usage))
-	}
-	if len(args) < 2 {
-		return usageError("token needs a subcommand: create, list or revoke\n" + usage)
-	}
-	switch sub, rest := args[1], args[2:]; sub {
-	case "create":
-		return c.create(ctx, rest)
-	case "list":
-		return c.list(ctx, rest)
-	case "revoke":
-		return c.revoke(ctx, rest)
-	default:
-		return usageError(fmt.Sprintf("unknown token subcommand %q\n%s", sub, usage))
-	}
-}
-
-// flags returns a flag set with the flags every command takes.
-func (c *cli) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("socketctl token "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.table, "table", c.getenv("TABLE_NAME"), "DynamoDB table")
-	fs.StringVar(&c.endpoint, "endpoint", c.getenv("DYNAMODB_ENDPOINT"), "DynamoDB endpoint")
-	return fs
-}
-
-// parse parses args for the command fs, flags and positional arguments in
-// any order, and returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError(fmt.Sprintf("%s: %v\n%s", fs.Name(), err, usage))
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// store opens the store that --table and --endpoint name.
-func (c *cli) store(ctx context.Context, fs *flag.FlagSet) (tokenStore, error) {
-	if c.table == "" {
-		return nil, usageError(fs.Name() + ": --table (or TABLE_NAME) is required; `sam list stack-outputs` shows TableName")
-	}
-	s, err := c.open(ctx, c.table, c.endpoint)
-	if err != nil {
-		return nil, err
-	}
-	return tableErrors{s, c.table, c.endpoint}, nil
-}
-
-// tableErrors says plainly when the table does not exist.
-type tableErrors struct {
-	tokenStore
-	table, endpoint string
-}
-
-func (t tableErrors) explain(err error) error {
-	var nf *types.ResourceNotFoundException
-	if !errors.As(err, &nf) {
-		return err
-	}
-	where := "in this AWS account and region"
-	if t.endpoint != "" {
-		where = "at " + t.endpoint
-	}
-	return fmt.Errorf("table %q does not exist %s", t.table, where)
-}
-
-func (t tableErrors) PutToken(ctx context.Context, tok token.Token) error {
-	return t.explain(t.tokenStore.PutToken(ctx, tok))
-}
-
-func (t tableErrors) Tokens(ctx context.Context) ([]token.Token, error) {
-	list, err := t.tokenStore.Tokens(ctx)
-	return list, t.explain(err)
-}
-
-func (t tableErrors) DeleteToken(ctx context.Context, h token.Hash) error {
-	return t.explain(t.tokenStore.DeleteToken(ctx, h))
-}
 
 type groupList []string
 
 func (g *groupList) String() string     { return strings.Join(*g, ",") }
 func (g *groupList) Set(v string) error { *g = append(*g, v); return nil }
 
-func (c *cli) create(ctx context.Context, args []string) error {
-	fs := c.flags("create")
+func (c *cli) tokenCreate(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	var groups groupList
-	fs.Var(&groups, "group", "a group the token allows (repeatable)")
+	fs.Var(&groups, "group", "a `GROUP` the token allows (repeatable)")
 	all := fs.Bool("all-groups", false, "allow every group")
-	name := fs.String("name", "", "a label, such as the service the token is for")
-	expiresIn := fs.Duration("expires-in", 0, "lifetime, e.g. 720h (default: never expires)")
-	if rest, err := parse(fs, args); err != nil {
+	name := fs.String("name", "", "a `LABEL`, such as the service the token is for")
+	var expiresIn time.Duration
+	fs.Var(lifetimeFlag{&expiresIn}, "expires-in", "lifetime: days such as 30d, or a Go `DURATION` such as 720h or 90m (default: never expires)")
+	if rest, err := c.parse(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return usageError(fmt.Sprintf("token create: unexpected argument %q", rest[0]))
+	} else if err := noArgs(fs, rest); err != nil {
+		return err
 	}
 	switch {
 	case len(groups) == 0 && !*all:
 		return usageError("token create: give --group G (repeatable) or --all-groups")
 	case len(groups) > 0 && *all:
 		return usageError("token create: --group and --all-groups exclude each other")
-	case *expiresIn < 0:
-		return usageError("token create: --expires-in must be positive")
 	}
 	for _, g := range groups {
 		if !protocol.ValidGroup(g) {
@@ -192,8 +60,8 @@ func (c *cli) create(ctx context.Context, args []string) error {
 	}
 	now := time.Now().UTC()
 	t := token.Token{Hash: hash, Name: *name, Groups: groups, AllGroups: *all, CreatedAt: now}
-	if *expiresIn > 0 {
-		t.ExpiresAt = now.Add(*expiresIn)
+	if expiresIn > 0 {
+		t.ExpiresAt = now.Add(expiresIn)
 	}
 	if err := store.PutToken(ctx, t); err != nil {
 		return fmt.Errorf("store token: %w", err)
@@ -205,13 +73,12 @@ func (c *cli) create(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (c *cli) list(ctx context.Context, args []string) error {
-	fs := c.flags("list")
-	asJSON := fs.Bool("json", false, "print JSON lines")
-	if rest, err := parse(fs, args); err != nil {
+func (c *cli) tokenList(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	asJSON := fs.Bool("json", false, "print one JSON object a line")
+	if rest, err := c.parse(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return usageError(fmt.Sprintf("token list: unexpected argument %q", rest[0]))
+	} else if err := noArgs(fs, rest); err != nil {
+		return err
 	}
 	store, err := c.store(ctx, fs)
 	if err != nil {
@@ -254,9 +121,8 @@ func (c *cli) list(ctx context.Context, args []string) error {
 	return w.Flush()
 }
 
-func (c *cli) revoke(ctx context.Context, args []string) error {
-	fs := c.flags("revoke")
-	ids, err := parse(fs, args)
+func (c *cli) tokenRevoke(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	ids, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ const (
 	CodeAlreadyIdentified Code = 4005 // second IDENTIFY
 	CodeTargetNotFound    Code = 4006 // DIRECT to a service id that is not connected
 	CodePingTimeout       Code = 4008 // fatal: silent for too long
+	CodeKicked            Code = 4009 // fatal: an operator disconnected the service (socketctl kick)
 )
 
 // Reason returns the code's name as sent in the "reason" field, such as
@@ -73,6 +74,8 @@ func (c Code) Reason() string {
 		return "TARGET_NOT_FOUND"
 	case CodePingTimeout:
 		return "PING_TIMEOUT"
+	case CodeKicked:
+		return "KICKED"
 	default:
 		return "UNKNOWN_ERROR"
 	}
@@ -81,7 +84,9 @@ func (c Code) Reason() string {
 // Fatal reports whether the code closes the connection: fatal errors are sent
 // as a DISCONNECT frame and the connection is closed; the others are sent as
 // an ERROR frame and the connection stays open.
-func (c Code) Fatal() bool { return c == CodeIdentifyFailed || c == CodePingTimeout }
+func (c Code) Fatal() bool {
+	return c == CodeIdentifyFailed || c == CodePingTimeout || c == CodeKicked
+}
 
 // Error is an error that reaches a client: a protocol code, a human message,
 // and the id of the offending message when it had a valid one.
