@@ -393,7 +393,7 @@ func (c *Client) connected(s *session, reconnect bool) {
 	c.log.Debug("connected", "service", s.id, "group", s.group, "ping", s.ping, "reconnect", reconnect)
 	if fn := c.opts.OnConnect; fn != nil {
 		e := ConnectEvent{ServiceID: s.id, Group: s.group, PingInterval: s.ping, Reconnect: reconnect}
-		c.callback(func() { fn(c, e) })
+		c.lifecycle(func() { fn(c, e) })
 	}
 }
 
@@ -472,7 +472,7 @@ func (c *Client) reconnect() *session {
 func (c *Client) disconnected(s *session, cause error, reconnecting bool) {
 	if fn := c.opts.OnDisconnect; fn != nil {
 		e := DisconnectEvent{ServiceID: s.id, Err: cause, Reconnecting: reconnecting}
-		c.callback(func() { fn(c, e) })
+		c.lifecycle(func() { fn(c, e) })
 	}
 }
 
@@ -482,7 +482,7 @@ func (c *Client) closed() {
 		c.mu.Lock()
 		err := c.err
 		c.mu.Unlock()
-		c.callback(func() { fn(c, err) })
+		c.lifecycle(func() { fn(c, err) })
 	}
 }
 
@@ -493,12 +493,19 @@ func (c *Client) reportError(err error) {
 	}
 }
 
-// callback queues fn for the callback runner; if callbacks fell
-// MaxPending behind, fn is dropped.
+// callback queues an OnError report for the callback runner; if callbacks
+// fell MaxPending behind, it is dropped.
 func (c *Client) callback(fn func()) {
 	if !c.callbacks.push(fn) {
-		c.log.Warn("callbacks fell behind: one dropped")
+		c.log.Warn("callbacks fell behind: an error report dropped")
 	}
+}
+
+// lifecycle queues an OnConnect, OnDisconnect or OnClose call: never
+// dropped, however far behind the callbacks are (there are a few per
+// connection), so that every new service id is announced and OnClose comes.
+func (c *Client) lifecycle(fn func()) {
+	c.callbacks.pushAlways(fn)
 }
 
 // runCallbacks runs the callbacks one at a time, in order, until the

@@ -35,6 +35,20 @@ func (q *queue[T]) push(v T) bool {
 	return true
 }
 
+// pushAlways adds v even past the bound, and reports whether it was
+// queued: not once the queue is closed. It is for items that are few by
+// nature and must not be lost (the lifecycle callbacks).
+func (q *queue[T]) pushAlways(v T) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	q.items = append(q.items, v)
+	q.cond.Signal()
+	return true
+}
+
 // pop waits for the next item; ok is false once the queue is closed (and,
 // when it drains, empty).
 func (q *queue[T]) pop() (v T, ok bool) {

@@ -86,6 +86,9 @@
 // returns TARGET_NOT_FOUND. Ask is the streaming form: it returns a Call
 // whose Next yields each answer as it arrives, and whose Receipt says how
 // many to expect. Answers are buffered per call (up to Options.MaxPending);
+// the first answer of each recipient counts and is kept, a second one from the
+// same recipient is dropped (the receipt counts recipients, so one recipient
+// answering twice cannot end the call before another has answered);
 // answers that come after their call ended are dropped, not handed to the
 // handlers. A call in flight when its connection ends fails at once with an
 // error wrapping ErrDisconnected: its answers would go to the old service

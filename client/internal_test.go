@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,29 @@ func TestTheQueueDropsPastItsBoundAndStops(t *testing.T) {
 	}
 	if q.push(4) {
 		t.Fatal("a closed queue takes nothing")
+	}
+}
+
+// Lifecycle callbacks are queued past MaxPending, so that a burst of error
+// reports never costs an OnConnect (a new service id unannounced) or the
+// OnClose.
+func TestLifecycleCallbacksAreNeverDropped(t *testing.T) {
+	q := newQueue[int](1)
+	if !q.push(1) || q.push(2) {
+		t.Fatal("a bounded push went past the bound")
+	}
+	if !q.pushAlways(3) {
+		t.Error("pushAlways refused an item on a full queue")
+	}
+	q.close(true)
+	if q.pushAlways(4) {
+		t.Error("pushAlways queued on a closed queue")
+	}
+	var got []int
+	for v, ok := q.pop(); ok; v, ok = q.pop() {
+		got = append(got, v)
+	}
+	if fmt.Sprint(got) != "[1 3]" {
+		t.Errorf("got %v, want [1 3]", got)
 	}
 }

@@ -80,9 +80,11 @@ type Options struct {
 	// HandlerConcurrency is how many handlers may run at once. Default 1:
 	// one at a time, in arrival order. With more, order is not kept.
 	HandlerConcurrency int
-	// MaxPending bounds the messages waiting for a handler, and the
-	// answers waiting for a Call's reader. Past it, messages are dropped
-	// and OnError receives ErrSlowConsumer. Default 4096.
+	// MaxPending bounds the messages waiting for a handler, the answers
+	// waiting for a Call's reader, and the OnError reports waiting for the
+	// callback goroutine. Past it, messages are dropped and OnError receives
+	// ErrSlowConsumer (an OnError report past it is dropped and logged).
+	// OnConnect, OnDisconnect and OnClose are never dropped. Default 4096.
 	MaxPending int
 
 	// OnConnect is called for every identified connection, the first one

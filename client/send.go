@@ -163,8 +163,9 @@ type Call struct {
 	ctx context.Context
 
 	mu       sync.Mutex
-	buf      []*Message // arrived, not yet taken by Next
-	arrived  int
+	buf      []*Message      // arrived, not yet taken by Next
+	arrived  int             // answers counted: one per recipient
+	answered map[string]bool // the recipients (source ids) that answered
 	receipt  *Receipt
 	err      error
 	finished bool // no more answers are collected
@@ -241,10 +242,16 @@ func (k *Call) Close() { k.finish(nil) }
 // add takes an answer from the reader.
 func (k *Call) add(m *Message) {
 	k.mu.Lock()
-	if k.finished {
+	if k.finished || k.answered[m.Source.ID] {
+		// Late, or a second answer of one recipient: the receipt counts
+		// recipients, so only the first of each counts, and is kept.
 		k.mu.Unlock()
 		return
 	}
+	if k.answered == nil {
+		k.answered = map[string]bool{}
+	}
+	k.answered[m.Source.ID] = true
 	k.arrived++
 	kept := len(k.buf) < k.c.opts.MaxPending
 	if kept {

@@ -298,6 +298,9 @@ func (c *cli) kick(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if cl.elsewhere > 0 {
 			return fmt.Errorf("service %s (connection %s) is not a connection of the gateway %s: it is recorded by another gateway; nothing done", serviceID, connID, endpoint)
 		}
+		if cl.young > 0 {
+			return fmt.Errorf("service %s (connection %s) is still in its handshake (the gateway answers 410 until its $connect returns): try again in a moment", serviceID, connID)
+		}
 		fmt.Fprintf(c.stdout, "service %s (connection %s, group %s) was already gone at the gateway.\n", serviceID, connID, group)
 		cl.report(c, endpoint)
 		return nil

@@ -118,8 +118,12 @@ func serve(ctx context.Context, c config, shards int, stdout io.Writer) error {
 		opts.Handlers = map[string]client.Handler{
 			"INFO": func(ctx context.Context, cl *client.Client, m *client.Message) {
 				var req InfoRequest
-				if err := m.Decode(&req); err != nil || req.Requester == "" {
-					return // not a request this service can answer
+				if err := m.Decode(&req); err != nil || req.Requester != m.Source.ID {
+					// Not a request this service answers: the answer goes
+					// to data.requester, as the README's exchange has it,
+					// so only a requester asking for itself is answered
+					// (no service can point every answer at another).
+					return
 				}
 				if err := cl.SendID(ctx, m.ID, "INFO", client.Direct(req.Requester), info); err != nil {
 					mu.Lock()

@@ -53,11 +53,26 @@ func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([
 			return r.store.AllMembers(ctx, fn)
 		})
 	}
+	var failed *deliveriesFailed
+	if m.Ack && errors.As(err, &failed) {
+		// The sender asked what became of its message: the receipt says
+		// it (failed: N), rather than a gateway error without an id.
+		r.log.Warn("no delivery of an acknowledged message succeeded", "connection", req.ConnectionID, "id", m.ID, "err", err)
+		err = nil
+	}
 	if err != nil || reply != nil || !m.Ack {
 		return reply, err
 	}
 	return protocol.ReceiptFrame(m.ID, receipt), nil
 }
+
+// deliveriesFailed is the error of a message none of whose deliveries
+// succeeded, the recipients having been found: the gateway failed, not
+// the registry.
+type deliveriesFailed struct{ err error }
+
+func (e *deliveriesFailed) Error() string { return e.err.Error() }
+func (e *deliveriesFailed) Unwrap() error { return e.err }
 
 // direct delivers frame to the one connection of a service id. It returns
 // the receipt of the delivery, or the TARGET_NOT_FOUND frame when the
@@ -88,7 +103,7 @@ func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, f
 		return notFound()
 	}
 	if err != nil {
-		return protocol.Receipt{}, nil, fmt.Errorf("deliver to %s: %w", to, err)
+		return protocol.Receipt{Failed: 1}, nil, &deliveriesFailed{fmt.Errorf("deliver to %s: %w", to, err)}
 	}
 	return protocol.Receipt{Delivered: 1}, nil, nil
 }
@@ -152,7 +167,7 @@ func (r *Router) fanOut(ctx context.Context, from string, frame []byte, list fun
 	if n := failed.Load(); n > 0 {
 		r.log.Warn("deliveries failed", "failed", n, "recipients", recipients.Load(), "err", firstErr)
 		if n == recipients.Load() && listErr == nil {
-			return receipt, fmt.Errorf("all %d deliveries failed: %w", n, firstErr)
+			return receipt, &deliveriesFailed{fmt.Errorf("all %d deliveries failed: %w", n, firstErr)}
 		}
 	}
 	if listErr != nil {

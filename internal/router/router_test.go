@@ -902,3 +902,23 @@ func TestAMessageSentWithAckGetsItsDeliveryReceipt(t *testing.T) {
 	}
 	wantError(t, from.send(`{"op":0,"id":"bad","ack":"yes","event":"E","intent":{"target":"GLOBAL"}}`), protocol.CodeInvalidPayload, "bad")
 }
+
+// When no delivery succeeds, a message sent with ack still gets its
+// receipt (failed: N), not only a gateway error without an id that a
+// waiting sender cannot match; without ack, the function fails as before.
+func TestAReceiptCountsDeliveriesThatAllFailed(t *testing.T) {
+	e := newEnv(t, router.Config{})
+	from, a, b := e.join("g"), e.join("g"), e.join("solo")
+	e.sender.broken[a.id] = errors.New("500 from the gateway")
+	e.sender.broken[b.id] = errors.New("500 from the gateway")
+	if got := receipt(t, from.send(`{"op":0,"id":"g","ack":true,"event":"E","intent":{"target":"GROUP","identifier":"g"}}`), "g"); got != (protocol.Receipt{Failed: 1}) {
+		t.Errorf("GROUP: got %+v, want failed 1", got)
+	}
+	if got := receipt(t, from.send(`{"op":0,"id":"d","ack":true,"event":"E","intent":{"target":"DIRECT","identifier":"`+b.serviceID+`"}}`), "d"); got != (protocol.Receipt{Failed: 1}) {
+		t.Errorf("DIRECT: got %+v, want failed 1", got)
+	}
+	req := router.Request{ConnectionID: from.id, ConnectedAt: from.at, Body: []byte(`{"op":0,"event":"E","intent":{"target":"GROUP","identifier":"g"}}`)}
+	if _, err := e.r.Handle(t.Context(), req); err == nil {
+		t.Error("without ack, a message none of whose deliveries succeeded returned no error")
+	}
+}
