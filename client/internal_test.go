@@ -119,7 +119,7 @@ func TestLocalRefusalsAgreeWithTheServersParser(t *testing.T) {
 }
 
 func TestTheSizeCheckMeasuresWhatIsWritten(t *testing.T) {
-	f, err := eventFrame("E", Global(), strings.Repeat("x", 100), false)
+	f, err := eventFrame("", "E", Global(), strings.Repeat("x", 100), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 // the same *ServerError without being sent. While the client reconnects,
 // Send waits for the new connection until ctx ends.
 func (c *Client) Send(ctx context.Context, event string, to Intent, data any) error {
-	f, err := eventFrame(event, to, data, false)
+	f, err := eventFrame("", event, to, data, false)
 	if err != nil {
 		return err
 	}
@@ -36,14 +36,13 @@ func (c *Client) Send(ctx context.Context, event string, to Intent, data any) er
 // Master Socket Server README does: the asker's Request or Ask collects
 // such an EVENT, sent DIRECT to it, as an answer.
 func (c *Client) SendID(ctx context.Context, id, event string, to Intent, data any) error {
-	f, err := eventFrame(event, to, data, false)
-	if err != nil {
-		return err
-	}
 	if n := utf8.RuneCountInString(id); n < 1 || n > maxIDLen {
 		return localError(CodeInvalidPayload, "", "id must be 1 to %d characters, got %d", maxIDLen, n)
 	}
-	f.ID = id
+	f, err := eventFrame(id, event, to, data, false)
+	if err != nil {
+		return err
+	}
 	_, err = c.post(ctx, f, nil)
 	return err
 }
@@ -55,7 +54,7 @@ func (c *Client) SendID(ctx context.Context, id, event string, to Intent, data a
 // the error wraps ErrDisconnected: the message may or may not have been
 // delivered.
 func (c *Client) SendAck(ctx context.Context, event string, to Intent, data any) (Receipt, error) {
-	f, err := eventFrame(event, to, data, true)
+	f, err := eventFrame("", event, to, data, true)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -141,7 +140,7 @@ func (c *Client) Request(ctx context.Context, event string, to Intent, data any)
 // ctx bounds the whole call, Next included. The error is a send error
 // (as Send's); errors after the send come from Err.
 func (c *Client) Ask(ctx context.Context, event string, to Intent, data any) (*Call, error) {
-	f, err := eventFrame(event, to, data, true)
+	f, err := eventFrame("", event, to, data, true)
 	if err != nil {
 		return nil, err
 	}
@@ -164,8 +163,7 @@ type Call struct {
 
 	mu       sync.Mutex
 	buf      []*Message      // arrived, not yet taken by Next
-	arrived  int             // answers counted: one per recipient
-	answered map[string]bool // the recipients (source ids) that answered
+	answered map[string]bool // the recipients (source ids) that answered: one answer each counts
 	receipt  *Receipt
 	err      error
 	finished bool // no more answers are collected
@@ -252,12 +250,11 @@ func (k *Call) add(m *Message) {
 		k.answered = map[string]bool{}
 	}
 	k.answered[m.Source.ID] = true
-	k.arrived++
 	kept := len(k.buf) < k.c.opts.MaxPending
 	if kept {
 		k.buf = append(k.buf, m)
 	}
-	complete := k.receipt != nil && k.arrived >= k.receipt.Delivered
+	complete := k.receipt != nil && len(k.answered) >= k.receipt.Delivered
 	k.mu.Unlock()
 	if !kept {
 		k.c.reportError(fmt.Errorf("%w: answer to %s from %s", ErrSlowConsumer, k.id, m.Source.ID))
@@ -279,7 +276,7 @@ func (k *Call) setReceipt(r Receipt) (ok, complete bool) {
 	}
 	k.receipt = &r
 	k.notify()
-	return true, k.arrived >= r.Delivered
+	return true, len(k.answered) >= r.Delivered
 }
 
 // finish stops collecting, with err as the reason unless the call is
@@ -305,13 +302,17 @@ func (k *Call) notify() {
 	}
 }
 
-// eventFrame builds an EVENT, checked as the server would check it.
-func eventFrame(event string, to Intent, data any, ack bool) (outFrame, error) {
+// eventFrame builds an EVENT with id ("" for a fresh one), checked as the
+// server would check it.
+func eventFrame(id, event string, to Intent, data any, ack bool) (outFrame, error) {
 	d, err := marshalData(data)
 	if err != nil {
 		return outFrame{}, err
 	}
-	f := outFrame{Op: OpEvent, ID: newID(), Event: event, Data: d, Intent: &to, Ack: ack}
+	if id == "" {
+		id = newID()
+	}
+	f := outFrame{Op: OpEvent, ID: id, Event: event, Data: d, Intent: &to, Ack: ack}
 	if se := checkMessage(f.Op, f.ID, event, to); se != nil {
 		return outFrame{}, se
 	}

@@ -141,10 +141,13 @@ func checkMessage(op Op, id, event string, to Intent) *ServerError {
 // encode returns the frame, or the *ServerError MESSAGE_TOO_BIG the server
 // would send when it is over max bytes.
 func encode(f outFrame, max int) ([]byte, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // data goes out as marshalData made it
+	if err := enc.Encode(f); err != nil {
 		return nil, fmt.Errorf("client: encode: %w", err)
 	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(b) > max {
 		return nil, localError(CodeMessageTooBig, f.ID, "message of %d bytes is over the limit of %d bytes", len(b), max)
 	}

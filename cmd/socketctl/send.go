@@ -44,11 +44,10 @@ func (o *optionalString) Set(s string) error { o.value, o.set = s, true; return 
 
 // sendResult is what became of an EVENT: send prints it.
 type sendResult struct {
-	ID        string          `json:"id"`
-	Intent    protocol.Intent `json:"intent"`
-	Delivered int             `json:"delivered"`
-	Gone      int             `json:"gone"`
-	Failed    int             `json:"failed"`
+	ID     string          `json:"id"`
+	Intent protocol.Intent `json:"intent"`
+	// The counts of a delivery receipt: delivered, gone, failed.
+	protocol.Receipt
 	// Removed counts the gone recipients whose items were removed.
 	Removed int `json:"removed"`
 }

@@ -168,9 +168,10 @@ func (s *Store) shardOf(connID string) int {
 // connection identified together with its service, group and GLOBAL items,
 // the same transaction Identify makes.
 func (s *Store) AddConnection(ctx context.Context, c router.Connection) error {
+	shard := s.shardOf(c.ID)
 	item := connKey(c.ID)
 	item[attrConnectedAt] = millis(c.ConnectedAt)
-	item[attrConnShard] = str(connShardKey(c.Gateway, s.shardOf(c.ID)))
+	item[attrConnShard] = str(connShardKey(c.Gateway, shard))
 	item[attrExpiresAt] = seconds(c.ExpiresAt)
 	if c.SourceIP != "" {
 		item[attrSourceIP] = str(c.SourceIP)
@@ -187,10 +188,10 @@ func (s *Store) AddConnection(ctx context.Context, c router.Connection) error {
 	id := c.Identity
 	item[attrServiceID] = str(id.ServiceID)
 	item[attrGroup] = str(id.Group)
-	item[attrShard] = num(int64(s.shardOf(c.ID)))
+	item[attrShard] = num(int64(shard))
 	item[attrIdentifiedAt] = millis(id.IdentifiedAt)
 	conn := types.TransactWriteItem{Put: &types.Put{TableName: s.table, Item: item}}
-	err := s.writeIdentity(ctx, c, conn)
+	err := s.writeIdentity(ctx, c, shard, conn)
 	var reason cancelled
 	if errors.As(err, &reason) {
 		// Only the service item has a condition: its id is taken.
@@ -209,6 +210,7 @@ func (s *Store) Identify(ctx context.Context, c router.Connection) error {
 		return errors.New("identify: no identity given")
 	}
 	id := c.Identity
+	shard := s.shardOf(c.ID)
 	conn := types.TransactWriteItem{Update: &types.Update{
 		TableName:           s.table,
 		Key:                 connKey(c.ID),
@@ -220,13 +222,13 @@ func (s *Store) Identify(ctx context.Context, c router.Connection) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":s":   str(id.ServiceID),
 			":g":   str(id.Group),
-			":sh":  num(int64(s.shardOf(c.ID))),
+			":sh":  num(int64(shard)),
 			":t":   millis(id.IdentifiedAt),
 			":now": seconds(s.cfg.Now()),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}}
-	err := s.writeIdentity(ctx, c, conn)
+	err := s.writeIdentity(ctx, c, shard, conn)
 	var reason cancelled
 	switch {
 	case errors.As(err, &reason) && reason.index == 0:
@@ -249,12 +251,12 @@ type cancelled struct {
 func (c cancelled) Error() string { return fmt.Sprintf("condition of item %d failed", c.index) }
 
 // writeIdentity writes, in one TransactWriteItems, conn (the write of
-// connection c's item) and the items that make c.Identity reachable: its
+// connection c's item, in GLOBAL shard shard) and the items that make c.Identity reachable: its
 // service (on condition that no other connection has it), its group
 // membership and its GLOBAL shard membership. A transaction that conflicts
 // with another is tried again; one refused by a condition returns
 // cancelled.
-func (s *Store) writeIdentity(ctx context.Context, c router.Connection, conn types.TransactWriteItem) error {
+func (s *Store) writeIdentity(ctx context.Context, c router.Connection, shard int, conn types.TransactWriteItem) error {
 	id := c.Identity
 	exp := seconds(c.ExpiresAt)
 	member := func(pk string) map[string]types.AttributeValue {
@@ -273,7 +275,7 @@ func (s *Store) writeIdentity(ctx context.Context, c router.Connection, conn typ
 		conn,
 		{Put: &types.Put{TableName: s.table, Item: svc, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 		{Put: &types.Put{TableName: s.table, Item: member(groupPK(id.Group))}},
-		{Put: &types.Put{TableName: s.table, Item: member(shardPK(s.shardOf(c.ID)))}},
+		{Put: &types.Put{TableName: s.table, Item: member(shardPK(shard))}},
 	}}
 	for attempt := 1; ; attempt++ {
 		_, err := s.api.TransactWriteItems(ctx, in)

@@ -80,12 +80,12 @@ func NewTable(t testing.TB, c *dynamodb.Client) string {
 // Engine is a DynamoDB Local of a test's own, on disk, that the test can
 // stop and start again (DynamoDB down, then back with its data).
 type Engine struct {
-	t        testing.TB
-	dir, jar string
-	shim     string
-	dbPath   string
-	port     int
-	cmd      *exec.Cmd
+	t      testing.TB
+	dir    string
+	shim   string
+	dbPath string
+	port   int
+	cmd    *exec.Cmd
 	// Endpoint is http://127.0.0.1:PORT; it stays the same across restarts.
 	Endpoint string
 }

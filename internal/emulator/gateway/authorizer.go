@@ -43,20 +43,23 @@ type authorizer struct {
 
 // checkAuthorizers refuses what API Gateway refuses: an authorizer on a
 // route other than $connect, one without a function, and identity sources
-// it cannot parse.
-func checkAuthorizers(routes []Route) error {
+// it cannot parse. It returns the $connect route's authorizer, or nil.
+func checkAuthorizers(routes []Route) (*authorizer, error) {
+	var connect *authorizer
 	for _, r := range routes {
 		if r.Authorizer == nil {
 			continue
 		}
 		if r.Key != "$connect" {
-			return fmt.Errorf("localgw: route %s has authorizer %q: API Gateway allows an authorizer only on $connect", r.Key, r.Authorizer.Name)
+			return nil, fmt.Errorf("localgw: route %s has authorizer %q: API Gateway allows an authorizer only on $connect", r.Key, r.Authorizer.Name)
 		}
-		if _, err := newAuthorizer(*r.Authorizer); err != nil {
-			return err
+		a, err := newAuthorizer(*r.Authorizer)
+		if err != nil {
+			return nil, err
 		}
+		connect = a
 	}
-	return nil
+	return connect, nil
 }
 
 func newAuthorizer(a Authorizer) (*authorizer, error) {

@@ -237,7 +237,8 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAuthorizers(cfg.Routes); err != nil {
+	auth, err := checkAuthorizers(cfg.Routes)
+	if err != nil {
 		return nil, err
 	}
 	ln := cfg.Listener
@@ -269,9 +270,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.routes[r.Key] = r
 		g.customRoutes = g.customRoutes || !strings.HasPrefix(r.Key, "$")
 	}
-	if r, ok := g.routes["$connect"]; ok && r.Authorizer != nil {
-		g.auth, _ = newAuthorizer(*r.Authorizer) // checked by checkAuthorizers
-	}
+	g.auth = auth
 	g.stats.invocations = make(map[string]int64)
 	g.mgmt = &http.Server{
 		Handler: g.mgmtHandler(),

@@ -354,7 +354,7 @@ func TestSecurityDocListsTheBadInputTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| ([TMPH]\\d+) \\| (.+?) \\| (.+?) \\|")
+	row := regexp.MustCompile(`(?m)^\| ([TMPH]\d+) \| (.+?) \| (.+?) \|`)
 	documented := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
 		documented[m[1]] = strings.Trim(m[3], "` ")

@@ -1568,15 +1568,6 @@ func routeKeys(routes []Route) []string {
 	return keys
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func TestRateInterval(t *testing.T) {
 	tests := []struct {
 		expr string
