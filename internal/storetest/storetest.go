@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"IdentifyUnknownConnection", testIdentifyUnknown},
 		{"IdentifyAfterRemove", testIdentifyAfterRemove},
 		{"ConcurrentIdentify", testConcurrentIdentify},
+		{"ConcurrentIdentifiesAndRemovalsInOneGroup", testConcurrentInOneGroup},
 		{"RemoveIsIdempotent", testRemoveIdempotent},
 		{"GroupsAreSeparate", testGroupsSeparate},
 		{"GroupOf300", testGroupOf300},
@@ -122,6 +123,14 @@ func collect(t *testing.T, list func(func([]router.Member) error) error) map[str
 	return got
 }
 
+// holds reports whether a listing of members (connection id → service id)
+// holds c. A fan-out listing may leave service ids empty: the router needs
+// only the connection ids.
+func holds(members map[string]string, c router.Connection) bool {
+	sid, ok := members[c.ID]
+	return ok && (sid == "" || sid == c.Identity.ServiceID)
+}
+
 func group(t *testing.T, s Store, name string) map[string]string {
 	t.Helper()
 	return collect(t, func(fn func([]router.Member) error) error { return s.GroupMembers(t.Context(), name, fn) })
@@ -181,10 +190,10 @@ func testConnectionLifecycle(t *testing.T, s Store) {
 	if to, err := s.ServiceConnection(ctx, c.Identity.ServiceID); err != nil || to != c.ID {
 		t.Errorf("ServiceConnection: got %q, %v; want %q", to, err, c.ID)
 	}
-	if m := group(t, s, "bots"); m[c.ID] != c.Identity.ServiceID || len(m) != 1 {
+	if m := group(t, s, "bots"); !holds(m, c) || len(m) != 1 {
 		t.Errorf("group bots: got %v", m)
 	}
-	if m := all(t, s); m[c.ID] != c.Identity.ServiceID {
+	if m := all(t, s); !holds(m, c) {
 		t.Errorf("AllMembers lacks %s: %v", c.ID, m)
 	}
 
@@ -211,10 +220,10 @@ func testAddIdentified(t *testing.T, s Store) {
 	if to, err := s.ServiceConnection(ctx, c.Identity.ServiceID); err != nil || to != c.ID {
 		t.Errorf("ServiceConnection: got %q, %v; want %q", to, err, c.ID)
 	}
-	if m := group(t, s, "edge"); m[c.ID] != c.Identity.ServiceID || len(m) != 1 {
+	if m := group(t, s, "edge"); !holds(m, c) || len(m) != 1 {
 		t.Errorf("group edge: got %v, want only %s", m, c.ID)
 	}
-	if m := all(t, s); m[c.ID] != c.Identity.ServiceID {
+	if m := all(t, s); !holds(m, c) {
 		t.Errorf("AllMembers lacks %s: %v", c.ID, m)
 	}
 	listed := connections(t, s, func(m map[string]router.Connection) bool { _, ok := m[c.ID]; return ok })
@@ -335,6 +344,96 @@ func testConcurrentIdentify(t *testing.T, s Store) {
 	}
 }
 
+// testConcurrentInOneGroup: connections of one group identify (some twice
+// at once, some at $connect) while some of them are removed ($disconnect,
+// the sweeper, a 410), all at once. After: every identified live
+// connection is listed exactly once in its group and by AllMembers, and
+// reachable by its service id; nothing else is listed or reachable.
+func testConcurrentInOneGroup(t *testing.T, s Store) {
+	const n = 48
+	ctx := context.WithoutCancel(t.Context())
+	conns := make([]router.Connection, n)
+	attempts := make([][]router.Connection, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		c := newConn()
+		conns[i] = c
+		connect := i%4 == 3 // identified at $connect
+		if !connect {
+			add(t, s, c)
+		}
+		tries := 1 + i%2
+		if connect {
+			tries = 1
+		}
+		for range tries {
+			a := identified(c, "crowd")
+			attempts[i] = append(attempts[i], a)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				if connect {
+					err = s.AddConnection(ctx, a)
+				} else {
+					err = s.Identify(ctx, a)
+				}
+				if err != nil && !errors.Is(err, router.ErrAlreadyIdentified) && !errors.Is(err, router.ErrNotFound) {
+					t.Errorf("identifying %s: %v", c.ID, err)
+				}
+			}()
+		}
+		if i%3 == 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.RemoveConnection(ctx, c.ID); err != nil {
+					t.Errorf("RemoveConnection(%s): %v", c.ID, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	crowd, everyone := group(t, s, "crowd"), all(t, s)
+	live := 0
+	for i, c := range conns {
+		got, err := s.Connection(t.Context(), c.ID)
+		if err != nil && !errors.Is(err, router.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if got.Identity == nil {
+			if _, ok := crowd[c.ID]; ok {
+				t.Errorf("%s is listed in its group, but is not an identified connection (%v)", c.ID, err)
+			}
+			if _, ok := everyone[c.ID]; ok {
+				t.Errorf("%s is listed by AllMembers, but is not an identified connection (%v)", c.ID, err)
+			}
+		} else {
+			live++
+			id := router.Connection{ID: c.ID, Identity: got.Identity}
+			if !holds(crowd, id) {
+				t.Errorf("%s is identified, but not listed in its group", c.ID)
+			}
+			if !holds(everyone, id) {
+				t.Errorf("%s is identified, but not listed by AllMembers", c.ID)
+			}
+		}
+		for _, a := range attempts[i] {
+			to, err := s.ServiceConnection(t.Context(), a.Identity.ServiceID)
+			mine := got.Identity != nil && got.Identity.ServiceID == a.Identity.ServiceID
+			if mine && (err != nil || to != c.ID) {
+				t.Errorf("the service of %s: got %q, %v", c.ID, to, err)
+			}
+			if !mine && !errors.Is(err, router.ErrNotFound) {
+				t.Errorf("a service id %s did not get is reachable: %q, %v", c.ID, to, err)
+			}
+		}
+	}
+	if len(crowd) != live || len(everyone) != live {
+		t.Errorf("%d connections identified and live; listed: %d in the group, %d by AllMembers", live, len(crowd), len(everyone))
+	}
+}
+
 func testRemoveIdempotent(t *testing.T, s Store) {
 	ctx := t.Context()
 	c := join(t, s, "g")
@@ -360,10 +459,10 @@ func testGroupsSeparate(t *testing.T, s Store) {
 	b := join(t, s, "beta")
 	anon := newConn()
 	add(t, s, anon)
-	if m := group(t, s, "alpha"); len(m) != 1 || m[a.ID] == "" {
+	if m := group(t, s, "alpha"); len(m) != 1 || !holds(m, a) {
 		t.Errorf("alpha: got %v", m)
 	}
-	if m := group(t, s, "beta"); len(m) != 1 || m[b.ID] == "" {
+	if m := group(t, s, "beta"); len(m) != 1 || !holds(m, b) {
 		t.Errorf("beta: got %v", m)
 	}
 	if m := group(t, s, "gamma"); len(m) != 0 {
@@ -409,8 +508,8 @@ func testGroupOf300(t *testing.T, s Store) {
 		t.Fatalf("got %d members, want 300", len(got))
 	}
 	for id, svc := range want {
-		if got[id] != svc {
-			t.Fatalf("member %s: got service %q, want %q", id, got[id], svc)
+		if sid, ok := got[id]; !ok || sid != "" && sid != svc {
+			t.Fatalf("member %s: got service %q (listed %v), want %q or \"\"", id, sid, ok, svc)
 		}
 	}
 	if n := len(all(t, s)); n != 301 {

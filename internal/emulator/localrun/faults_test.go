@@ -334,7 +334,7 @@ func (w *faultWorld) healed(live []*peer, all []*peer) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range page {
-			members[m.ServiceID] = true
+			members[m.ConnectionID] = true // fan-out listings need not carry the service id
 		}
 		return nil
 	}); err != nil {
@@ -345,9 +345,9 @@ func (w *faultWorld) healed(live []*peer, all []*peer) {
 			w.t.Errorf("the table still holds connection %s (service %q), which is gone", conn, svc)
 		}
 	}
-	for svc := range members {
-		if !want[svc] {
-			w.t.Errorf("the table still holds GLOBAL membership of service %s, which is gone", svc)
+	for conn := range members {
+		if svc, ok := conns[conn]; !ok || !want[svc] {
+			w.t.Errorf("the table still holds GLOBAL membership of connection %s (service %q), which is gone", conn, svc)
 		}
 	}
 	for _, p := range all {
