@@ -61,8 +61,11 @@ type Config struct {
 // Sender reaches WebSocket connections through API Gateway's @connections
 // management API. It is safe for concurrent use.
 type Sender struct {
-	client      *apigatewaymanagementapi.Client
-	sendRetryer aws.Retryer
+	client *apigatewaymanagementapi.Client
+	// poster is client with the retryer of Send: a client of its own
+	// rather than an option of each call, which the SDK would apply to a
+	// copy of the client's options on every call.
+	poster *apigatewaymanagementapi.Client
 }
 
 var (
@@ -72,7 +75,10 @@ var (
 
 // New returns a Sender that calls the management API at cfg.Endpoint with
 // the credentials and region of awsCfg. The HTTP client, the retryer and the
-// endpoint of awsCfg are replaced by those that cfg describes. New returns an
+// endpoint of awsCfg are replaced by those that cfg describes. With
+// anonymous credentials (a local gateway) the calls are not signed, and go
+// without the middleware that only AWS reads (removeAWSOnlyMiddleware);
+// with any other credentials they are exactly the SDK's. New returns an
 // error when cfg.Endpoint is empty or not an absolute http(s) URL, or when a
 // field of cfg is negative.
 func New(awsCfg aws.Config, cfg Config) (*Sender, error) {
@@ -132,15 +138,28 @@ func New(awsCfg aws.Config, cfg Config) (*Sender, error) {
 		}
 	})
 
-	client := apigatewaymanagementapi.NewFromConfig(awsCfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(cfg.Endpoint)
-		o.HTTPClient = httpClient
-		o.Retryer = retryer
-		// A RetryMaxAttempts from awsCfg (AWS_MAX_ATTEMPTS) would wrap
-		// the retryer and override cfg.MaxAttempts.
-		o.RetryMaxAttempts = 0
-	})
-	return &Sender{client: client, sendRetryer: sendRetryer}, nil
+	// The endpoint never changes: it is resolved once, not on every call.
+	endpoints := &endpointCache{next: apigatewaymanagementapi.NewDefaultEndpointResolverV2()}
+	// Anonymous credentials are the SDK's own sign not to sign (it skips
+	// SigV4 for them): such calls go to a local gateway, which checks no
+	// signature, since AWS refuses them. Their clients leave out the
+	// middleware that serves only AWS's side of a call.
+	anonymous := aws.IsCredentialsProvider(awsCfg.Credentials, (*aws.AnonymousCredentials)(nil))
+	newClient := func(retryer aws.Retryer) *apigatewaymanagementapi.Client {
+		return apigatewaymanagementapi.NewFromConfig(awsCfg, func(o *apigatewaymanagementapi.Options) {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+			o.EndpointResolverV2 = endpoints
+			o.HTTPClient = httpClient
+			o.Retryer = retryer
+			// A RetryMaxAttempts from awsCfg (AWS_MAX_ATTEMPTS) would wrap
+			// the retryer and override cfg.MaxAttempts.
+			o.RetryMaxAttempts = 0
+			if anonymous {
+				o.APIOptions = append(o.APIOptions, removeAWSOnlyMiddleware)
+			}
+		})
+	}
+	return &Sender{client: newClient(retryer), poster: newClient(sendRetryer)}, nil
 }
 
 func validateEndpoint(endpoint string) error {
@@ -163,21 +182,26 @@ func validateEndpoint(endpoint string) error {
 // Send delivers frame to the connection connID with PostToConnection,
 // retrying 429 LimitExceededException and failures to connect, nothing else
 // (delivery is at most once). It returns an error wrapping router.ErrGone
-// when the connection no longer exists (410); a 429 that outlasts the
-// retries is an error that does not wrap ErrGone.
+// when the connection no longer exists (410), and one wrapping
+// router.ErrThrottled for a 429 that outlasts the retries.
 func (s *Sender) Send(ctx context.Context, connID string, frame []byte) error {
 	if frame == nil {
 		frame = []byte{} // Data is required: nil would fail validation.
 	}
-	_, err := s.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
+	_, err := s.poster.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
 		ConnectionId: aws.String(connID),
 		Data:         frame,
-	}, func(o *apigatewaymanagementapi.Options) { o.Retryer = s.sendRetryer })
+	})
 	if err == nil {
 		return nil
 	}
 	if isGone(err) {
 		return fmt.Errorf("post to connection %s: %w: %w", connID, router.ErrGone, err)
+	}
+	var limited *types.LimitExceededException
+	if errors.As(err, &limited) {
+		// Refused past the retries: the frame was not delivered.
+		return fmt.Errorf("post to connection %s: %w: %w", connID, router.ErrThrottled, err)
 	}
 	return fmt.Errorf("post to connection %s: %w", connID, err)
 }

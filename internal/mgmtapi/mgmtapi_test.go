@@ -232,7 +232,10 @@ func TestSendErrors(t *testing.T) {
 			name:         "429 LimitExceededException forever",
 			answer:       throttled,
 			wantAttempts: maxAttempts,
-			wantAs:       func(err error) bool { var e *types.LimitExceededException; return errors.As(err, &e) },
+			wantAs: func(err error) bool {
+				var e *types.LimitExceededException
+				return errors.As(err, &e) && errors.Is(err, router.ErrThrottled)
+			},
 		},
 		{
 			name:         "413 PayloadTooLargeException",

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -158,8 +159,6 @@ func (c *conn) serve() {
 	go c.reader()
 }
 
-func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
-
 // received records a frame from the client: activity for the idle timer,
 // and GetConnection's lastActiveAt.
 func (c *conn) received() {
@@ -256,18 +255,24 @@ const lingerTime = 2 * time.Second
 func (c *conn) writer() {
 	defer c.g.writers.Done()
 	bw := bufio.NewWriterSize(c.nc, 32<<10)
+	timeout := c.g.cfg.WriteTimeout
+	var deadline time.Time // the write deadline in force
 	write := func(f frame) error {
-		c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+		// Every frame has at least WriteTimeout to be written. The
+		// deadline is pushed back, by WriteTimeout and a 64th, only once
+		// less than WriteTimeout is left: not on every frame, which would
+		// reset the connection's timer for each.
+		now := time.Now()
+		if deadline.Sub(now) < timeout {
+			deadline = now.Add(timeout + timeout/64)
+			c.nc.SetWriteDeadline(deadline)
+		}
 		c.queued.Add(-int64(len(f.payload)))
 		if f.op == ws.OpText {
-			c.touch()
+			c.lastActive.Store(now.UnixNano()) // a frame out is activity
 			return writeMessage(bw, f.payload, c.g.cfg.MaxFrameBytes)
 		}
-		if err := ws.WriteHeader(bw, ws.Header{Fin: true, OpCode: f.op, Length: int64(len(f.payload))}); err != nil {
-			return err
-		}
-		_, err := bw.Write(f.payload)
-		return err
+		return writeFrame(bw, true, f.op, f.payload)
 	}
 	for {
 		select {
@@ -298,7 +303,7 @@ func (c *conn) writer() {
 				}
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			ws.WriteFrame(bw, ws.NewCloseFrame(ws.NewCloseFrameBody(c.closeCode, c.closeReason)))
+			writeFrame(bw, true, ws.OpClose, ws.NewCloseFrameBody(c.closeCode, c.closeReason))
 			if bw.Flush() == nil {
 				if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 					tc.CloseWrite()
@@ -316,15 +321,12 @@ func (c *conn) writer() {
 
 // writeMessage writes a text message in frames of at most maxFrame bytes,
 // as API Gateway does.
-func writeMessage(w io.Writer, p []byte, maxFrame int) error {
+func writeMessage(w *bufio.Writer, p []byte, maxFrame int) error {
 	op := ws.OpText
 	for {
 		n := min(len(p), maxFrame)
 		fin := n == len(p)
-		if err := ws.WriteHeader(w, ws.Header{Fin: fin, OpCode: op, Length: int64(n)}); err != nil {
-			return err
-		}
-		if _, err := w.Write(p[:n]); err != nil {
+		if err := writeFrame(w, fin, op, p[:n]); err != nil {
 			return err
 		}
 		if fin {
@@ -332,6 +334,35 @@ func writeMessage(w io.Writer, p []byte, maxFrame int) error {
 		}
 		p, op = p[n:], ws.OpContinuation
 	}
+}
+
+// writeFrame writes one unmasked frame, as a server sends it: the header
+// that ws.WriteHeader would write, built on the stack rather than in a
+// buffer allocated for each frame, then the payload.
+func writeFrame(w *bufio.Writer, fin bool, op ws.OpCode, payload []byte) error {
+	var h [10]byte
+	h[0] = byte(op)
+	if fin {
+		h[0] |= 0x80
+	}
+	n := 2
+	switch l := len(payload); {
+	case l < 126:
+		h[1] = byte(l)
+	case l <= 0xffff:
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:4], uint16(l))
+		n = 4
+	default:
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:10], uint64(l))
+		n = 10
+	}
+	if _, err := w.Write(h[:n]); err != nil {
+		return err
+	}
+	_, err := w.Write(payload)
+	return err
 }
 
 // validCloseCode reports whether a client may send code in a close frame.

@@ -21,7 +21,9 @@ import (
 func (g *Gateway) mgmtHandler() http.Handler {
 	prefix := "/" + g.cfg.Stage + "/@connections/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Amzn-RequestId", newID())
+		// The canonical form of X-Amzn-RequestId, set as Header.Set would
+		// without canonicalizing it on every call.
+		w.Header()["X-Amzn-Requestid"] = []string{newID()}
 		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix)
 		id, err := url.PathUnescape(rest) // the SDK escapes "=" as %3D
 		if !ok || rest == "" || strings.Contains(rest, "/") || err != nil {
@@ -53,15 +55,15 @@ func awsError(w http.ResponseWriter, status int, errType, message string) {
 
 func (g *Gateway) postToConnection(w http.ResponseWriter, r *http.Request, id string) {
 	max := g.cfg.MaxMessageBytes
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	body, size, err := readBody(r.Body, r.ContentLength, max)
 	if err != nil {
 		awsError(w, http.StatusBadRequest, "BadRequestException", "could not read the request body")
 		return
 	}
-	if len(body) > max {
+	if size > max {
 		awsError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException",
 			"Request body exceeds the maximum size of "+strconv.Itoa(max)+" bytes")
-		g.logCall("POST", id, http.StatusRequestEntityTooLarge, len(body))
+		g.logCall("POST", id, http.StatusRequestEntityTooLarge, size)
 		return
 	}
 	c, ok := g.lookup(id)
@@ -81,6 +83,26 @@ func (g *Gateway) postToConnection(w http.ResponseWriter, r *http.Request, id st
 		w.WriteHeader(http.StatusOK)
 		g.logCall("POST", id, http.StatusOK, len(body))
 	}
+}
+
+// readBody reads a request body of at most max bytes and returns it with
+// its size; a size over max means the body is longer, and then body is
+// not all of it. A body whose length is known (length >= 0, as the SDK and
+// HTTP/1.1 clients send it) is read in one allocation of its exact size.
+// It returns the error of a body cut short.
+func readBody(r io.Reader, length int64, max int) (body []byte, size int, err error) {
+	switch {
+	case length > int64(max):
+		return nil, int(min(length, int64(max)+1)), nil
+	case length >= 0:
+		body = make([]byte, length)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, 0, err
+		}
+		return body, len(body), nil
+	}
+	body, err = io.ReadAll(io.LimitReader(r, int64(max)+1))
+	return body, len(body), err
 }
 
 func (g *Gateway) getConnection(w http.ResponseWriter, id string) {
@@ -142,17 +164,25 @@ func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	// What a server sees, which is not quite what a client sends: a body
-	// that is never nil, the request URI, the host, a remote address.
-	sreq := req.Clone(req.Context())
-	if sreq.Body == nil {
+	// that is never nil, the request URI, the host, a remote address. A
+	// shallow copy is enough: a handler does not modify its request beyond
+	// reading the body (net/http's rule), so the client's header and URL
+	// are shared rather than cloned on every call.
+	sreq := new(http.Request)
+	*sreq = *req
+	switch {
+	case sreq.Body == nil:
 		sreq.Body = http.NoBody
+	case sreq.ContentLength == 0 && sreq.Body != http.NoBody:
+		// A client's 0 with a body means "unknown"; a server's, "empty".
+		sreq.ContentLength = -1
 	}
 	sreq.RequestURI = req.URL.RequestURI()
 	if sreq.Host == "" {
 		sreq.Host = req.URL.Host
 	}
 	sreq.RemoteAddr = "127.0.0.1:0"
-	w := &memResponse{header: http.Header{}}
+	w := &memResponse{header: make(http.Header, 2)}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -165,17 +195,35 @@ func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return &http.Response{
-		Status:        strconv.Itoa(w.status) + " " + http.StatusText(w.status),
-		StatusCode:    w.status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        w.header,
-		Body:          io.NopCloser(bytes.NewReader(w.body.Bytes())),
-		ContentLength: int64(w.body.Len()),
-		Request:       req,
-	}, nil
+	resp := &http.Response{
+		Status:     statusLine(w.status),
+		StatusCode: w.status,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     w.header,
+		Body:       http.NoBody,
+		Request:    req,
+	}
+	if n := w.body.Len(); n > 0 {
+		resp.Body = io.NopCloser(bytes.NewReader(w.body.Bytes()))
+		resp.ContentLength = int64(n)
+	}
+	return resp, nil
+}
+
+// statusLine returns an HTTP status as a response's Status holds it,
+// "200 OK", without building the common ones on every call.
+func statusLine(status int) string {
+	switch status {
+	case http.StatusOK:
+		return "200 OK"
+	case http.StatusGone:
+		return "410 Gone"
+	case http.StatusTooManyRequests:
+		return "429 Too Many Requests"
+	}
+	return strconv.Itoa(status) + " " + http.StatusText(status)
 }
 
 // memResponse is an http.ResponseWriter that keeps the response in memory.
