@@ -10,7 +10,10 @@ import (
 // on, and source stamped by the server. Anything the sender put in "source"
 // is dropped.
 func (m *Message) Delivery(src Source) []byte {
-	b := make([]byte, 0, 128+len(m.Data)+len(m.rawEvent)+len(m.Intent.Identifier))
+	// One buffer that fits the frame unless its strings need escapes: 128
+	// bytes hold the member names and punctuation.
+	b := make([]byte, 0, 128+max(len(m.rawID), len(m.ID))+max(len(m.rawEvent), len(m.Event))+len(m.Data)+
+		len(m.Intent.Identifier)+len(src.ID)+len(src.Group))
 	b = append(b, '{')
 	if m.ID != "" {
 		b = append(b, `"id":`...)
@@ -58,10 +61,14 @@ type Receipt struct {
 	Delivered int `json:"delivered"`
 	Gone      int `json:"gone"`
 	Failed    int `json:"failed"`
+	// Queued counts the recipients of a big GROUP or GLOBAL handed to
+	// other invocations, whose posts are still to come; omitted when 0.
+	Queued int `json:"queued,omitempty"`
 }
 
 // ReceiptFrame returns the delivery receipt of the EVENT or REPLY whose id
-// was id (or ""): {"op":7,"id":...,"data":{"delivered":N,"gone":N,"failed":N}}.
+// was id (or ""): {"op":7,"id":...,"data":{"delivered":N,"gone":N,"failed":N}},
+// with "queued":N after them when some recipients were handed on.
 func ReceiptFrame(id string, r Receipt) []byte {
 	b := frameStart(OpReceipt, id)
 	b = append(b, `,"data":{"delivered":`...)
@@ -70,6 +77,10 @@ func ReceiptFrame(id string, r Receipt) []byte {
 	b = strconv.AppendInt(b, int64(r.Gone), 10)
 	b = append(b, `,"failed":`...)
 	b = strconv.AppendInt(b, int64(r.Failed), 10)
+	if r.Queued > 0 {
+		b = append(b, `,"queued":`...)
+		b = strconv.AppendInt(b, int64(r.Queued), 10)
+	}
 	return append(b, "}}"...)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -74,113 +75,185 @@ func (m *Message) SetID(id string) {
 // returned *Message is non-nil whenever the op was read, even on failure, so
 // that a caller can tell a malformed IDENTIFY from other malformed messages.
 // A message whose op is missing, not an integer or unknown yields no message.
-// Parse does not check the size limit; callers do, before parsing.
+// Parse does not check the size limit; callers do, before parsing. The
+// message's Data refers to body's bytes: body must not change while the
+// message is in use.
 func Parse(body []byte) (*Message, error) {
+	m := new(Message)
+	read, err := ParseInto(m, body)
+	if !read {
+		return nil, err
+	}
+	return m, err
+}
+
+// ParseInto is Parse into *m, which it overwrites, so that a caller can keep
+// the message on its stack. read reports whether the op was read: when it
+// is false, Parse would have returned no message.
+func ParseInto(m *Message, body []byte) (read bool, err error) {
+	*m = Message{}
 	if !utf8.Valid(body) {
 		// encoding/json would let invalid bytes through, and recipients'
 		// WebSocket clients must close on invalid UTF-8 in a text frame.
-		return nil, Errorf(CodeInvalidPayload, "message is not valid UTF-8")
+		return false, Errorf(CodeInvalidPayload, "message is not valid UTF-8")
 	}
 	if err := checkText(body); err != nil {
-		return nil, err
+		return false, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		if json.Valid(body) {
-			return nil, Errorf(CodeInvalidPayload, "message must be a JSON object")
+	env, ok := scanEnvelope(body)
+	if !ok {
+		// Not a plain object (or one with escaped or repeated member
+		// names): encoding/json decides what it is and says what is wrong.
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			if json.Valid(body) {
+				return false, Errorf(CodeInvalidPayload, "message must be a JSON object")
+			}
+			return false, Errorf(CodeInvalidPayload, "message is not valid JSON")
 		}
-		return nil, Errorf(CodeInvalidPayload, "message is not valid JSON")
+		env = envelope{id: fields["id"], op: fields["op"], event: fields["event"],
+			data: fields["data"], intent: fields["intent"], ack: fields["ack"]}
 	}
-	m := &Message{}
+	return m.fill(env)
+}
+
+// fill validates the members of a message and sets m from them.
+func (m *Message) fill(env envelope) (read bool, err error) {
+	// The intent of an EVENT or REPLY, read now so that one allocation
+	// holds the id, the event and the identifier, when they are strings
+	// without escapes, as in almost every message.
+	var target, identifier []byte
+	intentRead := false
+	if raw, ok := present(env.op); ok {
+		if op, _, _ := parseOp(raw); op == OpEvent || op == OpReply {
+			if raw, ok := present(env.intent); ok && raw[0] == '{' {
+				target, identifier, intentRead = scanIntent(raw)
+			}
+		}
+	}
+	var identText []byte
+	if intentRead {
+		identText = plainText(identifier)
+	}
+	idStr, eventStr, identStr := joinTexts(plainText(env.id), plainText(env.event), identText)
 
 	// The id first, so that every later error can name the message; a bad
 	// id is reported once the op is known.
 	var idErr *Error
-	if raw, ok := present(fields, "id"); ok {
-		id, err := stringField(raw, "id", MaxIDLen)
+	if raw, ok := present(env.id); ok {
+		id, err := stringField(raw, "id", MaxIDLen, idStr)
 		if err != nil {
 			idErr = err
 		} else {
 			m.ID, m.rawID = id, raw
 		}
 	}
-	fail := func(code Code, format string, args ...any) (*Message, error) {
-		e := Errorf(code, format, args...)
-		e.ID = m.ID
-		return m, e
-	}
 
-	raw, ok := present(fields, "op")
+	raw, ok := present(env.op)
 	if !ok {
-		return nil, &Error{Code: CodeInvalidPayload, Message: "op is required", ID: m.ID}
+		return false, &Error{Code: CodeInvalidPayload, Message: "op is required", ID: m.ID}
 	}
 	op, known, isInt := parseOp(raw)
 	if !isInt {
-		return nil, &Error{Code: CodeInvalidPayload, Message: "op must be an integer", ID: m.ID}
+		return false, &Error{Code: CodeInvalidPayload, Message: "op must be an integer", ID: m.ID}
 	}
 	if !known {
-		return nil, &Error{Code: CodeUnknownOp, Message: fmt.Sprintf("op %.20s is not one of 0-5", raw), ID: m.ID}
+		return false, &Error{Code: CodeUnknownOp, Message: fmt.Sprintf("op %.20s is not one of 0-5", raw), ID: m.ID}
 	}
 	m.Op = op
 	if idErr != nil {
-		return m, idErr
+		return true, idErr
 	}
 
-	if raw, ok := present(fields, "event"); ok {
-		ev, err := stringField(raw, "event", MaxEventLen)
+	if raw, ok := present(env.event); ok {
+		ev, err := stringField(raw, "event", MaxEventLen, eventStr)
 		if err != nil {
-			return fail(CodeInvalidPayload, "%s", err.Message)
+			return m.fail(CodeInvalidPayload, "%s", err.Message)
 		}
 		m.Event, m.rawEvent = ev, raw
 	}
-	if raw, ok := fields["data"]; ok {
-		m.Data = raw // any JSON, null included, passed through as sent
+	if env.data != nil {
+		m.Data = env.data // any JSON, null included, passed through as sent
 	}
 
 	if m.Op != OpEvent && m.Op != OpReply {
-		return m, nil
+		return true, nil
 	}
 	if m.Op == OpEvent && m.rawEvent == nil {
-		return fail(CodeInvalidPayload, "event is required for EVENT")
+		return m.fail(CodeInvalidPayload, "event is required for EVENT")
 	}
-	raw, ok = present(fields, "intent")
+	raw, ok = present(env.intent)
 	if !ok {
-		return fail(CodeInvalidPayload, "intent is required for %s", m.Op)
+		return m.fail(CodeInvalidPayload, "intent is required for %s", m.Op)
 	}
-	intent, err := parseIntent(raw)
-	if err != nil {
-		return fail(CodeInvalidPayload, "%s", err.Message)
+	intent, perr := parseIntent(raw, target, identifier, intentRead, identStr)
+	if perr != nil {
+		return m.fail(CodeInvalidPayload, "%s", perr.Message)
 	}
 	m.Intent = intent
-	if raw, ok := present(fields, "ack"); ok {
+	if raw, ok := present(env.ack); ok {
 		switch string(raw) {
 		case "true":
 			m.Ack = true
 		case "false":
 		default:
-			return fail(CodeInvalidPayload, "ack must be a boolean")
+			return m.fail(CodeInvalidPayload, "ack must be a boolean")
 		}
 	}
-	return m, nil
+	return true, nil
 }
 
-// present returns the raw value of a field that is present and not null.
-func present(fields map[string]json.RawMessage, name string) (json.RawMessage, bool) {
-	raw, ok := fields[name]
-	if !ok || bytes.Equal(raw, []byte("null")) {
+// fail returns an *Error that names the message, once its op is read.
+func (m *Message) fail(code Code, format string, args ...any) (bool, error) {
+	e := Errorf(code, format, args...)
+	e.ID = m.ID
+	return true, e
+}
+
+// present returns a raw value that is present and not null.
+func present(raw json.RawMessage) (json.RawMessage, bool) {
+	if raw == nil || string(raw) == "null" {
 		return nil, false
 	}
 	return raw, true
 }
 
-// stringField decodes raw as a JSON string of 1 to max characters.
-func stringField(raw json.RawMessage, name string, max int) (string, *Error) {
+// plainText returns the characters of raw when it is a JSON string without
+// escapes (they are then its value), or nil.
+func plainText(raw []byte) []byte {
+	if len(raw) < 2 || raw[0] != '"' || bytes.IndexByte(raw, '\\') >= 0 {
+		return nil
+	}
+	return raw[1 : len(raw)-1]
+}
+
+// joinTexts returns a, b and c as strings that share one allocation.
+func joinTexts(a, b, c []byte) (sa, sb, sc string) {
+	n := len(a) + len(b) + len(c)
+	if n == 0 {
+		return "", "", ""
+	}
+	var sbld strings.Builder
+	sbld.Grow(n)
+	sbld.Write(a)
+	sbld.Write(b)
+	sbld.Write(c)
+	s := sbld.String()
+	return s[:len(a)], s[len(a) : len(a)+len(b)], s[len(a)+len(b):]
+}
+
+// stringField decodes raw as a JSON string of 1 to max characters. plain,
+// when not "", is raw's value, already decoded.
+func stringField(raw json.RawMessage, name string, max int, plain string) (string, *Error) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", Errorf(CodeInvalidPayload, "%s must be a string", name)
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", Errorf(CodeInvalidPayload, "%s must be a string", name)
+	s := plain
+	if s == "" {
+		var ok bool
+		if s, ok = decodeString(raw); !ok {
+			return "", Errorf(CodeInvalidPayload, "%s must be a string", name)
+		}
 	}
 	if n := utf8.RuneCountInString(s); n < 1 || n > max {
 		return "", Errorf(CodeInvalidPayload, "%s must be 1 to %d characters, got %d", name, max, n)
@@ -216,40 +289,55 @@ func parseOp(raw json.RawMessage) (op Op, known, isInt bool) {
 	return Op(n), clientOp(Op(n)), true
 }
 
-// parseIntent decodes and validates an intent object.
-func parseIntent(raw json.RawMessage) (Intent, *Error) {
+// parseIntent decodes and validates an intent object. When read is true,
+// target and identifier are its members (nil when absent), and identText,
+// when not "", is the identifier's value already decoded; otherwise
+// parseIntent decodes raw itself.
+func parseIntent(raw json.RawMessage, target, identifier []byte, read bool, identText string) (Intent, *Error) {
 	if raw[0] != '{' {
 		return Intent{}, Errorf(CodeInvalidPayload, "intent must be an object")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		return Intent{}, Errorf(CodeInvalidPayload, "intent must be an object")
+	if !read {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return Intent{}, Errorf(CodeInvalidPayload, "intent must be an object")
+		}
+		target, identifier, identText = fields["target"], fields["identifier"], ""
 	}
-	rawTarget, ok := present(fields, "target")
+	rawTarget, ok := present(target)
 	if !ok {
 		return Intent{}, Errorf(CodeInvalidPayload, "intent.target is required")
 	}
-	var target string
-	if rawTarget[0] != '"' || json.Unmarshal(rawTarget, &target) != nil {
+	name, ok := "", false
+	if p := plainText(rawTarget); p != nil {
+		name, ok = targetName(p), true
+	} else if rawTarget[0] == '"' {
+		name, ok = decodeString(rawTarget)
+	}
+	if !ok {
 		return Intent{}, Errorf(CodeInvalidPayload, "intent.target must be a string")
 	}
-	in := Intent{Target: Target(target)}
+	in := Intent{Target: Target(name)}
 	switch in.Target {
 	case TargetGlobal:
 		// The identifier is ignored; a string one is passed on as sent.
-		if rawID, ok := present(fields, "identifier"); ok && rawID[0] == '"' {
-			json.Unmarshal(rawID, &in.Identifier)
+		if rawID, ok := present(identifier); ok && rawID[0] == '"' {
+			if identText != "" {
+				in.Identifier = identText
+			} else {
+				in.Identifier, _ = decodeString(rawID)
+			}
 		}
 		return in, nil
 	case TargetGroup, TargetDirect:
 	default:
-		return Intent{}, Errorf(CodeInvalidPayload, "intent.target must be GLOBAL, GROUP or DIRECT, got %q", target)
+		return Intent{}, Errorf(CodeInvalidPayload, "intent.target must be GLOBAL, GROUP or DIRECT, got %q", name)
 	}
-	rawID, ok := present(fields, "identifier")
+	rawID, ok := present(identifier)
 	if !ok {
-		return Intent{}, Errorf(CodeInvalidPayload, "intent.identifier is required for %s", target)
+		return Intent{}, Errorf(CodeInvalidPayload, "intent.identifier is required for %s", name)
 	}
-	id, err := stringField(rawID, "intent.identifier", MaxIdentifierLen)
+	id, err := stringField(rawID, "intent.identifier", MaxIdentifierLen, identText)
 	if err != nil {
 		return Intent{}, err
 	}
@@ -258,6 +346,31 @@ func parseIntent(raw json.RawMessage) (Intent, *Error) {
 	}
 	in.Identifier = id
 	return in, nil
+}
+
+// decodeString decodes raw as a JSON string. It is a function of its own
+// because its result escapes to encoding/json: it allocates only when
+// called.
+func decodeString(raw []byte) (string, bool) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// targetName returns the characters of a target as a string, without
+// allocating one for the three targets.
+func targetName(p []byte) string {
+	switch string(p) {
+	case string(TargetGlobal):
+		return string(TargetGlobal)
+	case string(TargetGroup):
+		return string(TargetGroup)
+	case string(TargetDirect):
+		return string(TargetDirect)
+	}
+	return string(p)
 }
 
 // Identify is the data of a client IDENTIFY.
@@ -283,11 +396,11 @@ func WhoAmI(data json.RawMessage) (group string, ok bool) {
 	if json.Unmarshal(data, &fields) != nil {
 		return "", false
 	}
-	if _, has := present(fields, "token"); has {
+	if _, has := present(fields["token"]); has {
 		return "", false
 	}
-	if raw, has := present(fields, "group"); has {
-		group, _ = stringField(raw, "group", MaxGroupLen)
+	if raw, has := present(fields["group"]); has {
+		group, _ = stringField(raw, "group", MaxGroupLen, "")
 	}
 	return group, true
 }
@@ -306,20 +419,20 @@ func ParseIdentify(data json.RawMessage) (Identify, error) {
 		return fail("IDENTIFY data must be an object with token and group")
 	}
 	var id Identify
-	raw, ok := present(fields, "token")
+	raw, ok := present(fields["token"])
 	if !ok {
 		return fail("token is required")
 	}
-	tok, err := stringField(raw, "token", MaxTokenLen)
+	tok, err := stringField(raw, "token", MaxTokenLen, "")
 	if err != nil {
 		return fail("%s", err.Message)
 	}
 	id.Token = tok
-	raw, ok = present(fields, "group")
+	raw, ok = present(fields["group"])
 	if !ok {
 		return fail("group is required")
 	}
-	group, err := stringField(raw, "group", MaxGroupLen)
+	group, err := stringField(raw, "group", MaxGroupLen, "")
 	if err != nil {
 		return fail("%s", err.Message)
 	}
