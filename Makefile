@@ -8,7 +8,7 @@ TEST_FORMAT ?= testdox
 # Lambda build settings, as deployed: provided.al2023 on arm64.
 LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
-FUNCTIONS    := connect disconnect message sweeper authorizer
+FUNCTIONS    := connect disconnect message sweeper authorizer fanout
 
 .PHONY: run test test-short bench soak fuzz lint build sam-build dynamodb-local localstack-test clean help
 
@@ -24,12 +24,28 @@ test: ## the whole suite with -race, DynamoDB Local included (fetched once, star
 test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
 	$(GO) test -race ./...
 
-bench: ## benchmarks that print figures: DynamoDB calls per message, fan-out time, local gateway throughput, a reconnect storm through the authorizer, cost of a sweep
-	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench DynamoDBCallsPerMessage -benchtime 100x ./internal/handler/
-	$(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/
-	$(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/emulator/localrun/
-	$(GO) test -run '^$$' -bench ReconnectStorm -benchtime 5x ./internal/emulator/localrun/
-	scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench SweepCost -benchtime 3x ./internal/handler/
+# `make bench` runs each benchmark command below through BENCH_RUN, which
+# prints "command: ..." before it and "exit: N" after it, into a temporary
+# file of this run's own (two runs side by side share nothing); then
+# cmd/benchreport prints one table of it all and writes BENCH_DOC, with its
+# plots in BENCH_PLOTS. A command that fails leaves its rows "not
+# measured", and `make bench` fails after writing the report.
+BENCH_DOC   ?= docs/BENCHMARKS.md
+BENCH_PLOTS ?= docs/bench
+BENCH_RUN    = run() { printf 'command:'; for a in "$$@"; do case $$a in *[!A-Za-z0-9_./=:,+@%-]*) printf " '%s'" "$$a";; *) printf ' %s' "$$a";; esac; done; echo; "$$@"; echo "exit: $$?"; }; run
+
+bench: ## benchmarks, one table and docs/BENCHMARKS.md: DynamoDB work per message against a Scan, cost per million deliveries, fan-out time, cold start, handler CPU, local gateway under load, a reconnect storm, a sweep
+	$(eval BENCH_OUT := $(shell mktemp "$${TMPDIR:-/tmp}/mastersocket-bench.XXXXXX"))
+	@{ $(BENCH_RUN) scripts/dynamodb-local.sh run $(GO) test -run '^$$' -bench 'DynamoDBWork|SweepCost' -benchtime 3x ./internal/handler/; } 2>&1 | tee -a $(BENCH_OUT)
+	@{ $(BENCH_RUN) $(GO) test -run '^$$' -bench FanOutTime -benchtime 1x ./internal/emulator/localrun/; } 2>&1 | tee -a $(BENCH_OUT)
+	@{ $(BENCH_RUN) $(GO) test -run '^$$' -bench ColdStart -benchtime 5x ./functions/; } 2>&1 | tee -a $(BENCH_OUT)
+	@{ $(BENCH_RUN) $(GO) test -run '^$$' -bench HandlerMessage -benchmem ./internal/handler/; } 2>&1 | tee -a $(BENCH_OUT)
+	@{ $(BENCH_RUN) $(GO) test -run '^$$' -bench LocalGatewayGroupFanOut -benchtime 300x ./internal/emulator/localrun/; } 2>&1 | tee -a $(BENCH_OUT)
+	@{ $(BENCH_RUN) $(GO) test -run '^$$' -bench ReconnectStorm -benchtime 5x ./internal/emulator/localrun/; } 2>&1 | tee -a $(BENCH_OUT)
+	@{ $(BENCH_RUN) $(GO) test -run '^$$' -bench GroupFanOutSlowSender -benchtime 5x ./internal/router/; } 2>&1 | tee -a $(BENCH_OUT)
+	@$(GO) run ./cmd/benchreport -in $(BENCH_OUT) -out $(BENCH_DOC) -plots $(BENCH_PLOTS); status=$$?; \
+	if grep -q '^exit: [1-9]' $(BENCH_OUT); then echo "make bench: a benchmark command failed (exit: above); its rows say not measured"; status=1; fi; \
+	rm -f $(BENCH_OUT); exit $$status
 
 soak: ## 1,000 connections on the local gateway for about 3 minutes with closes, drops, freezes and reconnects under traffic (ARGS="--duration 30s --connections 200")
 	$(GO) run ./cmd/soak $(ARGS)
@@ -47,7 +63,7 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-build: ## the five Lambda bootstraps for linux/arm64 into build/<function>/bootstrap
+build: ## the six Lambda bootstraps for linux/arm64 into build/<function>/bootstrap
 	@for f in $(FUNCTIONS); do \
 		echo "build/$$f/bootstrap"; \
 		$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o build/$$f/bootstrap ./functions/$$f || exit 1; \
