@@ -429,6 +429,24 @@ func TestRequestCollectsEveryAnswerTheReceiptAnnounces(t *testing.T) {
 	})
 }
 
+// A group bigger than the server's inline fan-out is partly handed to the
+// fan-out function: the receipt says how many were queued, and Request
+// waits for their answers too.
+func TestRequestToABigGroupWaitsForTheQueuedRecipientsToo(t *testing.T) {
+	params := map[string]string{"InlineFanOutMax": "2"}
+	g := startGateway(t, params, "")
+	m := modes[0]
+	asker := dial(t, g, m, "askers", nil)
+	responders(t, g, m, "crowd", 6)
+	got, err := asker.Request(timeout(t, 10*time.Second), "ASK", client.Group("crowd"), nil)
+	if err != nil {
+		t.Fatalf("Request: %v", err)
+	}
+	if got.Receipt == nil || *got.Receipt != (client.Receipt{Delivered: 2, Queued: 4}) || len(got.Messages) != 6 {
+		t.Fatalf("got %d answers and receipt %v, want 6, with 2 delivered and 4 queued", len(got.Messages), got.Receipt)
+	}
+}
+
 func TestRequestReturnsTheAnswersSoFarWhenItsContextEnds(t *testing.T) {
 	g := startGateway(t, nil, "")
 	asker := dial(t, g, modes[0], "askers", nil)

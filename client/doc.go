@@ -57,8 +57,9 @@
 // that has gone) reaches Options.OnError with the message's id. SendAck
 // asks for a delivery receipt and waits for it: a Receipt counts the
 // recipients the message was delivered to, those that were gone and the
-// posts that failed, so a sender learns how many services a GROUP message
-// reached; a DIRECT to a service that is not connected returns the
+// posts that failed (and, for a GROUP or GLOBAL too big for one server
+// invocation, the recipients queued for others, whose outcome it does not
+// report), so a sender learns how many services a GROUP message reached; a DIRECT to a service that is not connected returns the
 // *ServerError TARGET_NOT_FOUND instead. Without an ack nothing changes on
 // the wire.
 //

@@ -105,4 +105,12 @@ type Receipt struct {
 	Gone int `json:"gone"`
 	// Failed counts the posts that failed otherwise (throttled, timed out).
 	Failed int `json:"failed"`
+	// Queued counts the recipients of a big GROUP or GLOBAL that the
+	// server handed to other invocations: their posts are still to come,
+	// and their outcome is not reported.
+	Queued int `json:"queued,omitempty"`
 }
+
+// Expected returns how many recipients may answer: those delivered and
+// those queued (some of which may turn out gone).
+func (r Receipt) Expected() int { return r.Delivered + r.Queued }

@@ -99,8 +99,9 @@ type Answers struct {
 // Request sends an EVENT with a fresh id and "ack": true, and collects the
 // answers that carry its id: REPLYs, and EVENTs sent DIRECT to this
 // service (the Master Socket Server README's INFO answers). The receipt
-// says how many recipients the request reached; Request returns once that
-// many answers have come, with a nil error. If ctx ends first, it returns
+// says how many recipients the request reached (Expected: delivered and
+// queued); Request returns once that many answers have come, with a nil
+// error. If ctx ends first, it returns
 // the answers so far and ctx.Err(): a recipient may not answer at all, so
 // give ctx a deadline. A DIRECT to a service that is not connected returns
 // the *ServerError TARGET_NOT_FOUND; a connection that ends returns an
@@ -214,7 +215,8 @@ func (k *Call) Message() *Message {
 }
 
 // Receipt returns the request's delivery receipt, and whether it has come.
-// Its Delivered count is how many answers the call expects.
+// Its Expected count (Delivered + Queued) is how many answers the call
+// expects.
 func (k *Call) Receipt() (Receipt, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -254,7 +256,7 @@ func (k *Call) add(m *Message) {
 	if kept {
 		k.buf = append(k.buf, m)
 	}
-	complete := k.receipt != nil && len(k.answered) >= k.receipt.Delivered
+	complete := k.receipt != nil && len(k.answered) >= k.receipt.Expected()
 	k.mu.Unlock()
 	if !kept {
 		k.c.reportError(fmt.Errorf("%w: answer to %s from %s", ErrSlowConsumer, k.id, m.Source.ID))
@@ -276,7 +278,7 @@ func (k *Call) setReceipt(r Receipt) (ok, complete bool) {
 	}
 	k.receipt = &r
 	k.notify()
-	return true, len(k.answered) >= r.Delivered
+	return true, len(k.answered) >= r.Expected()
 }
 
 // finish stops collecting, with err as the reason unless the call is

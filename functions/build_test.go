@@ -17,9 +17,9 @@ const maxBootstrapBytes = 15 << 20
 
 func TestBootstrapsForLambda(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds five binaries")
+		t.Skip("builds six binaries")
 	}
-	for _, fn := range []string{"connect", "disconnect", "message", "sweeper", "authorizer"} {
+	for _, fn := range []string{"connect", "disconnect", "message", "sweeper", "authorizer", "fanout"} {
 		t.Run(fn, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "bootstrap")
 			// The flags of `make build`, which SAM's go1.x builder takes from

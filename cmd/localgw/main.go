@@ -57,9 +57,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.Gateway.IntegrationTimeout, "integration-timeout", gateway.DefaultIntegrationTimeout, "limit of one invocation")
 	fs.Var(sweepEvery{&o.SweepEvery}, "sweep-every", "run the scheduled functions (the sweeper) this often, e.g. 5s, instead of the template's schedule; off runs none")
 	fs.Var(parameterOverrides{&o.Parameters}, "parameter-overrides", "template parameters, as sam deploy takes them: 'PingIntervalMs=5000 IdentifyTimeoutSeconds=5' (repeatable)")
+	var mgmtLatency time.Duration
+	var mgmtRate int
+	fs.DurationVar(&mgmtLatency, "management-latency", 0, "answer every @connections call this late, as AWS does from Lambda (about 20ms)")
+	fs.IntVar(&mgmtRate, "management-rate", 0, "refuse @connections calls beyond this many per second with 429, as AWS's account quota (10000) does; 0: no limit")
 	fs.BoolVar(&o.Verbose, "verbose", false, "log message and response bodies, events and every @connections call (secrets redacted)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if mgmtLatency < 0 || mgmtRate < 0 {
+		return fmt.Errorf("--management-latency %v and --management-rate %d: want 0 or more", mgmtLatency, mgmtRate)
+	}
+	if mgmtLatency > 0 || mgmtRate > 0 {
+		o.Gateway.ManagementThrottle = &gateway.Throttle{Rate: float64(mgmtRate), Latency: mgmtLatency}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))

@@ -117,6 +117,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--parameter-overrides", "PingIntervalMs=5", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "PingIntervalMs=5"},
 		{[]string{"--parameter-overrides", "SweepSchedule=cron(0/5)", "--template", "../../template.yaml", "--addr", "127.0.0.1:0"}, "does not match"},
 		{[]string{"--parameter-overrides", `SweepSchedule="rate(5 minutes)`}, "not closed"},
+		{[]string{"--management-rate", "-1"}, "want 0 or more"},
+		{[]string{"--management-latency", "-1s"}, "want 0 or more"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr syncBuffer
@@ -124,6 +126,43 @@ func TestFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error()+stderr.String(), tt.want) {
 			t.Errorf("%v: got %v (stderr %q), want an error mentioning %q", tt.args, err, stderr.String(), tt.want)
 		}
+	}
+}
+
+// --management-rate and --management-latency make @connections answer as
+// AWS's does under its quota: late, and 429 beyond the rate.
+func TestTheManagementAPICanBeThrottledLikeAWS(t *testing.T) {
+	var stdout, stderr syncBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--template", "../../template.yaml",
+			"--management-rate", "1", "--management-latency", "50ms"}, &stdout, &stderr)
+	}()
+	defer func() { stop(); <-done }()
+	ep := regexp.MustCompile(`http://127\.0\.0\.1:\d+/dev/@connections/`)
+	deadline := time.Now().Add(10 * time.Second)
+	for ep.FindString(stdout.String()) == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no @connections URL printed; stdout %q stderr %q", stdout.String(), stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	post := func() (int, string, time.Duration) {
+		start := time.Now()
+		resp, err := http.Post(ep.FindString(stdout.String())+"nobody", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), time.Since(start)
+	}
+	if code, typ, took := post(); code != http.StatusGone || took < 50*time.Millisecond {
+		t.Errorf("first call: got %d %s in %v, want 410 GoneException after 50ms", code, typ, took)
+	}
+	if code, typ, _ := post(); code != http.StatusTooManyRequests || typ != "LimitExceededException" {
+		t.Errorf("second call in the same second: got %d %s, want 429 LimitExceededException", code, typ)
 	}
 }
 

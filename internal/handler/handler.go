@@ -16,12 +16,14 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/mastersocket/mastersocket/internal/asyncinvoke"
 	"github.com/mastersocket/mastersocket/internal/authorizer"
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
@@ -55,6 +57,9 @@ type Backend struct {
 	// it is called once per endpoint.
 	NewSender func(endpoint string) (Sender, error)
 	Settings  Settings
+	// Dispatcher hands the batches of a big GROUP or GLOBAL to the fan-out
+	// function; nil: every delivery is made inline.
+	Dispatcher router.Dispatcher
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -70,7 +75,13 @@ type Handlers struct {
 	mu      sync.Mutex
 	routers map[string]*router.Router
 	senders map[string]Sender
+	// byGateway holds the routers of events' domain and stage, when no
+	// endpoint is set, so that a message does not build its endpoint.
+	byGateway map[gatewayKey]*router.Router
 }
+
+// gatewayKey names a gateway as an event does: its domain and stage.
+type gatewayKey struct{ domain, stage string }
 
 // New returns the handlers over b, or an error if b's settings are invalid.
 func New(b Backend) (*Handlers, error) {
@@ -119,8 +130,15 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Handlers, error)
 		return nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
+	var dispatcher router.Dispatcher
+	if s.FanOutFunction != "" {
+		if dispatcher, err = asyncinvoke.New(awsCfg, asyncinvoke.Config{Function: s.FanOutFunction}); err != nil {
+			return nil, err
+		}
+	}
 	return New(Backend{
-		Store: store,
+		Dispatcher: dispatcher,
+		Store:      store,
 		NewSender: func(endpoint string) (Sender, error) {
 			return mgmtapi.New(awsCfg, s.SenderConfig(endpoint))
 		},
@@ -131,10 +149,31 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Handlers, error)
 
 // routerFor returns the router of the request's management endpoint.
 func (h *Handlers) routerFor(rc events.APIGatewayWebsocketProxyRequestContext) (*router.Router, error) {
-	endpoint := h.b.Settings.ManagementEndpoint
-	if endpoint == "" {
-		endpoint = "https://" + rc.DomainName + "/" + rc.Stage
+	if endpoint := h.b.Settings.ManagementEndpoint; endpoint != "" {
+		return h.routerForEndpoint(endpoint)
 	}
+	key := gatewayKey{rc.DomainName, rc.Stage}
+	h.mu.Lock()
+	r, ok := h.byGateway[key]
+	h.mu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r, err := h.routerForEndpoint("https://" + rc.DomainName + "/" + rc.Stage)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	if h.byGateway == nil {
+		h.byGateway = make(map[gatewayKey]*router.Router)
+	}
+	h.byGateway[key] = r
+	h.mu.Unlock()
+	return r, nil
+}
+
+// routerForEndpoint returns the router of a management endpoint, made once.
+func (h *Handlers) routerForEndpoint(endpoint string) (*router.Router, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if r, ok := h.routers[endpoint]; ok {
@@ -146,6 +185,7 @@ func (h *Handlers) routerFor(rc events.APIGatewayWebsocketProxyRequestContext) (
 	}
 	cfg := h.b.Settings.RouterConfig(h.log)
 	cfg.Gateway = endpoint
+	cfg.Dispatcher = h.b.Dispatcher
 	r, err := router.New(h.b.Store, sender, cfg)
 	if err != nil {
 		return nil, err
@@ -237,7 +277,10 @@ func (h *Handlers) Disconnect(ctx context.Context, ev events.APIGatewayWebsocket
 // route response of template.yaml sends back on the connection.
 func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	rc := ev.RequestContext
-	body := []byte(ev.Body)
+	// The router only reads the body (see router.Request): it shares the
+	// event's bytes instead of a copy, which for a message of 32 KB is as
+	// much less to allocate and copy.
+	body := unsafe.Slice(unsafe.StringData(ev.Body), len(ev.Body))
 	if ev.IsBase64Encoded {
 		b, err := base64.StdEncoding.DecodeString(ev.Body)
 		if err != nil {
@@ -259,7 +302,50 @@ func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketPro
 		h.log.Error("message failed", "connection", rc.ConnectionID, "err", err)
 		return events.APIGatewayProxyResponse{}, err
 	}
-	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: string(reply)}, nil
+	// The reply is ours (see router.Router.Handle): the body shares its
+	// bytes rather than copy them.
+	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: unsafe.String(unsafe.SliceData(reply), len(reply))}, nil
+}
+
+// fanOutMargin is kept from the end of the fan-out function's Lambda
+// timeout: posts stop then, and what is left is handed on in time.
+const fanOutMargin = 5 * time.Second
+
+// FanOut handles an asynchronous invocation of the fan-out function: a
+// batch of a big GROUP or GLOBAL that a message's invocation handed on (see
+// router.Dispatcher). It posts the batch's frame to each recipient, paced
+// to the batch's rate, and hands on in a new batch those it could not post
+// to in time or that were throttled. It returns an error only for a batch
+// it cannot deliver at all (malformed, or for another gateway): with
+// template.yaml's MaximumRetryAttempts 0, Lambda then sends the event to
+// the on-failure destination without retrying, so no recipient ever gets a
+// frame twice.
+func (h *Handlers) FanOut(ctx context.Context, b router.Batch) (router.BatchReport, error) {
+	endpoint := b.Gateway
+	if ep := h.b.Settings.ManagementEndpoint; ep != "" {
+		endpoint = ep // a batch for another gateway is refused below
+	}
+	if endpoint == "" {
+		return router.BatchReport{}, errors.New("fan-out: the batch names no gateway")
+	}
+	r, err := h.routerForEndpoint(endpoint)
+	if err != nil {
+		return router.BatchReport{}, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-fanOutMargin))
+		defer cancel()
+	}
+	start := time.Now()
+	rep, err := r.DeliverBatch(ctx, b)
+	if err != nil {
+		h.log.Error("fan-out batch refused", "id", b.ID, "recipients", len(b.To), "attempt", b.Attempt, "err", err)
+		return rep, err
+	}
+	h.log.Info("fan-out batch", "id", b.ID, "recipients", len(b.To), "attempt", b.Attempt, "delivered", rep.Delivered,
+		"gone", rep.Gone, "failed", rep.Failed, "handedOn", rep.HandedOn, "duration", time.Since(start).Round(time.Millisecond).String())
+	return rep, nil
 }
 
 // sweepMargin is kept from the end of the sweeper's Lambda timeout, so that

@@ -520,6 +520,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		"TABLE_NAME": "tbl", "MANAGEMENT_ENDPOINT": "https://x/prod", "MAX_MESSAGE_BYTES": "65536",
 		"PING_INTERVAL_MS": "10000", "FANOUT_LIMIT": "32", "SHARD_COUNT": "8", "CACHE_SIZE": "-1",
 		"ITEM_TTL_SECONDS": "9000", "SEND_MAX_ATTEMPTS": "3", "LOG_LEVEL": "debug",
+		"FANOUT_FUNCTION": "stack-fanout", "FANOUT_INLINE_MAX": "500", "FANOUT_BATCH_SIZE": "2000", "FANOUT_POST_RATE": "4000",
 	}
 	s, err := handler.SettingsFromEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -527,7 +528,8 @@ func TestSettingsFromEnv(t *testing.T) {
 	}
 	want := handler.Settings{Table: "tbl", ManagementEndpoint: "https://x/prod", MaxMessageBytes: 65536,
 		PingInterval: 10 * time.Second, FanOut: 32, Shards: 8, CacheSize: -1, ItemTTL: 9000 * time.Second,
-		SendMaxAttempts: 3, LogLevel: slog.LevelDebug}
+		SendMaxAttempts: 3, LogLevel: slog.LevelDebug,
+		FanOutFunction: "stack-fanout", InlineFanOut: 500, BatchSize: 2000, PostRate: 4000}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -541,9 +543,15 @@ func TestSettingsFromEnv(t *testing.T) {
 			t.Errorf("AUTH_CACHE_SECONDS=%q: got %v, %v; want %v (negative: the cache off)", v, s.AuthCacheTTL, err, want)
 		}
 	}
-	bad := map[string]string{"MAX_MESSAGE_BYTES": "131073", "FANOUT_LIMIT": "many", "LOG_LEVEL": "loud", "ITEM_TTL_SECONDS": "3600", "AUTH_CACHE_SECONDS": "3601"}
+	// FANOUT_INLINE_MAX=0 hands every recipient on: the router's negative.
+	if s, err := handler.SettingsFromEnv(func(k string) string { return map[string]string{"FANOUT_INLINE_MAX": "0"}[k] }); err != nil || s.InlineFanOut != -1 {
+		t.Errorf("FANOUT_INLINE_MAX=0: got %d, %v; want -1", s.InlineFanOut, err)
+	}
+	bad := map[string]string{"MAX_MESSAGE_BYTES": "131073", "FANOUT_LIMIT": "many", "LOG_LEVEL": "loud", "ITEM_TTL_SECONDS": "3600", "AUTH_CACHE_SECONDS": "3601",
+		"FANOUT_INLINE_MAX": "-1", "FANOUT_BATCH_SIZE": "0", "FANOUT_POST_RATE": "fast"}
 	_, err = handler.SettingsFromEnv(func(k string) string { return bad[k] })
-	for _, name := range []string{"MAX_MESSAGE_BYTES", "FANOUT_LIMIT", "LOG_LEVEL", "ITEM_TTL_SECONDS", "AUTH_CACHE_SECONDS"} {
+	for _, name := range []string{"MAX_MESSAGE_BYTES", "FANOUT_LIMIT", "LOG_LEVEL", "ITEM_TTL_SECONDS", "AUTH_CACHE_SECONDS",
+		"FANOUT_INLINE_MAX", "FANOUT_BATCH_SIZE", "FANOUT_POST_RATE"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("got %v, want an error naming %s", err, name)
 		}

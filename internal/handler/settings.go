@@ -71,6 +71,23 @@ type Settings struct {
 	// AuthCacheSize bounds the tokens the authorizer caches
 	// (AUTH_CACHE_SIZE); default 10000.
 	AuthCacheSize int
+	// FanOutFunction is the function that delivers the batches of a big
+	// GROUP or GLOBAL, invoked asynchronously (FANOUT_FUNCTION, a name or
+	// ARN). Default "": every delivery is made by the message's own
+	// invocation.
+	FanOutFunction string
+	// InlineFanOut is how many recipients of one message its invocation
+	// posts to before handing the rest to FanOutFunction
+	// (FANOUT_INLINE_MAX, 0 to 1000000, 0 handing on every recipient);
+	// default 1000.
+	InlineFanOut int
+	// BatchSize bounds the recipients of one batch (FANOUT_BATCH_SIZE);
+	// default 20000.
+	BatchSize int
+	// PostRate is the @connections calls per second that the batches of
+	// one message share (FANOUT_POST_RATE); default 10000, the account's
+	// default quota.
+	PostRate int
 	// LogLevel is debug, info, warn or error (LOG_LEVEL); default info.
 	LogLevel slog.Level
 }
@@ -93,6 +110,10 @@ const (
 	EnvAuthCacheSeconds    = "AUTH_CACHE_SECONDS"
 	EnvAuthCacheSize       = "AUTH_CACHE_SIZE"
 	EnvLogLevel            = "LOG_LEVEL"
+	EnvFanOutFunction      = "FANOUT_FUNCTION"
+	EnvInlineFanOut        = "FANOUT_INLINE_MAX"
+	EnvBatchSize           = "FANOUT_BATCH_SIZE"
+	EnvPostRate            = "FANOUT_POST_RATE"
 )
 
 // SettingsFromEnv reads Settings through getenv (os.Getenv in the mains).
@@ -102,6 +123,7 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	s := Settings{
 		Table:              strings.TrimSpace(getenv(EnvTable)),
 		ManagementEndpoint: strings.TrimSpace(getenv(EnvManagementEndpoint)),
+		FanOutFunction:     strings.TrimSpace(getenv(EnvFanOutFunction)),
 	}
 	var errs []error
 	intVar := func(name string, min, max int) int {
@@ -139,6 +161,17 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		}
 	}
 	s.AuthCacheSize = intVar(EnvAuthCacheSize, 1, 10_000_000)
+	if v := strings.TrimSpace(getenv(EnvInlineFanOut)); v != "" {
+		bad := len(errs)
+		switch n := intVar(EnvInlineFanOut, 0, 1_000_000); {
+		case n > 0:
+			s.InlineFanOut = n
+		case len(errs) == bad:
+			s.InlineFanOut = -1 // hand on every recipient
+		}
+	}
+	s.BatchSize = intVar(EnvBatchSize, 1, 100_000)
+	s.PostRate = intVar(EnvPostRate, 1, 1_000_000)
 	if v := strings.TrimSpace(getenv(EnvLogLevel)); v != "" {
 		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, v))
@@ -157,6 +190,9 @@ func (s Settings) RouterConfig(log *slog.Logger) router.Config {
 		CacheSize:       s.CacheSize,
 		IdentifyTimeout: s.IdentifyTimeout,
 		HandshakeGrace:  s.SweepHandshakeGrace,
+		InlineFanOut:    s.InlineFanOut,
+		BatchSize:       s.BatchSize,
+		PostRate:        float64(s.PostRate),
 		Logger:          log,
 	}
 }

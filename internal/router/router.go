@@ -36,6 +36,25 @@ const (
 	// DefaultHandshakeGrace outlasts the longest $connect (API Gateway's
 	// 29 s integration timeout).
 	DefaultHandshakeGrace = 30 * time.Second
+	// DefaultInlineFanOut: a fan-out of up to 1,000 recipients stays in
+	// the message's invocation. At 64 posts in flight and ~20 ms a post
+	// that takes ~0.3 s, about what handing them on would add in latency
+	// (an Invoke call, the async queue, maybe a cold start), and it costs
+	// no invocation.
+	DefaultInlineFanOut = 1000
+	// DefaultBatchSize and DefaultBatchBytes bound a batch handed to
+	// another invocation: Lambda takes up to 1 MB (1,048,576 bytes) per
+	// asynchronous invocation. Fewer, bigger batches are cheaper: a batch
+	// lasts as long as the message's fan-out whatever its size (they share
+	// the account's post rate), so its GB-seconds, not its request charge
+	// (one per 64 KB beyond the first 256 KB), make its cost.
+	DefaultBatchSize  = 20000
+	DefaultBatchBytes = 1000000
+	// DefaultPostRate is API Gateway's default account quota of
+	// @connections calls, which the batches of one message share.
+	DefaultPostRate = 10000
+	// DefaultMaxBatchAttempts bounds how often recipients are handed on.
+	DefaultMaxBatchAttempts = 3
 	// MaxDeliveryBytes is the largest frame the gateway delivers
 	// (PostToConnection's limit): a message plus its source must fit.
 	MaxDeliveryBytes = 128 << 10
@@ -81,6 +100,28 @@ type Config struct {
 	// Such a connection is left to its $disconnect or the sweeper. Default
 	// 30s.
 	HandshakeGrace time.Duration
+	// Dispatcher, if set, takes the recipients of a GROUP or GLOBAL
+	// message beyond the first InlineFanOut, in batches that other
+	// invocations deliver with DeliverBatch. Default nil: every delivery
+	// is made by the message's invocation, within DeliveryTimeout.
+	Dispatcher Dispatcher
+	// InlineFanOut is how many recipients of one message its own
+	// invocation posts to before it hands the rest to the Dispatcher.
+	// Default 1000; negative: hand on every recipient.
+	InlineFanOut int
+	// BatchSize bounds the recipients of one batch; default 20000.
+	BatchSize int
+	// BatchBytes bounds the JSON of one batch, frame included; default
+	// 1000000, within Lambda's 1 MB per asynchronous invocation.
+	BatchBytes int
+	// PostRate is the rate, in posts per second, that the batches of one
+	// message share; default 10000 (the management API's account quota).
+	// Throttled posts are retried, then handed on.
+	PostRate float64
+	// MaxBatchAttempts bounds how many times recipients are handed on (by
+	// a message, then by batches that ran out of time or were throttled)
+	// before they count as failed; default 3.
+	MaxBatchAttempts int
 	// NewID returns a fresh service id, and the id of an EVENT sent
 	// without one. Default: a random UUID v4.
 	NewID func() string
@@ -131,6 +172,32 @@ func (c Config) withDefaults() (Config, error) {
 	} else if c.HandshakeGrace < 0 {
 		return c, fmt.Errorf("handshake grace %v: want a positive duration", c.HandshakeGrace)
 	}
+	switch {
+	case c.InlineFanOut == 0:
+		c.InlineFanOut = DefaultInlineFanOut
+	case c.InlineFanOut < 0:
+		c.InlineFanOut = 0
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	} else if c.BatchSize < 0 {
+		return c, fmt.Errorf("batch size %d: want at least 1", c.BatchSize)
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = DefaultBatchBytes
+	} else if c.BatchBytes < 1024 || c.BatchBytes > 1<<20 {
+		return c, fmt.Errorf("batch bytes %d: want 1024 to 1048576 (Lambda's limit)", c.BatchBytes)
+	}
+	if c.PostRate == 0 {
+		c.PostRate = DefaultPostRate
+	} else if c.PostRate < 0 {
+		return c, fmt.Errorf("post rate %v: want a positive rate", c.PostRate)
+	}
+	if c.MaxBatchAttempts == 0 {
+		c.MaxBatchAttempts = DefaultMaxBatchAttempts
+	} else if c.MaxBatchAttempts < 0 {
+		return c, fmt.Errorf("max batch attempts %d: want at least 1", c.MaxBatchAttempts)
+	}
 	if c.NewID == nil {
 		c.NewID = uuid.NewString
 	}
@@ -150,6 +217,7 @@ type Router struct {
 
 	identities *lru.Cache[string, Identity] // connection id → its identity
 	services   *lru.Cache[string, string]   // service id → connection id
+	workers    *workers                     // they make the posts of fan-outs
 }
 
 // New returns a Router over store and sender, or an error if cfg is invalid.
@@ -165,6 +233,7 @@ func New(store Store, sender Sender, cfg Config) (*Router, error) {
 		log:        cfg.Logger,
 		identities: lru.New[string, Identity](cfg.CacheSize),
 		services:   lru.New[string, string](cfg.CacheSize),
+		workers:    newWorkers(workerIdle),
 	}, nil
 }
 
@@ -236,12 +305,15 @@ type Request struct {
 	// with every message (the $connect authorizer's context), or nil. With
 	// it, routing the message reads nothing to learn who sent it.
 	Identity *Identity
-	Body     []byte
+	// Body is the message. Handle only reads it, and keeps no reference to
+	// it once it has returned.
+	Body []byte
 }
 
 // Handle processes one message. It returns the frame to send back to the
 // sender itself (an IDENTIFY answer, a PONG or an ERROR), or nil when there
-// is none; the gateway sends it as the route response. Expected failures
+// is none; the gateway sends it as the route response. The frame is the
+// caller's: Handle keeps no reference to it. Expected failures
 // (bad input, unknown targets) are answered with an ERROR frame and a nil
 // error; an error means a dependency (the registry, the gateway) failed.
 func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err error) {
@@ -264,8 +336,9 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err err
 		return errorFrame(protocol.CodeMessageTooBig, "",
 			"message of %d bytes is over the limit of %d bytes", len(req.Body), r.cfg.MaxMessageBytes), nil
 	}
-	m, err := protocol.Parse(req.Body)
-	if m != nil {
+	var m protocol.Message // on the stack: one message lives as long as Handle
+	read, err := protocol.ParseInto(&m, req.Body)
+	if read {
 		msgID = m.ID
 	}
 	if err != nil {
@@ -273,7 +346,7 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err err
 		if !errors.As(err, &pe) {
 			return nil, err
 		}
-		if m != nil && m.Op == protocol.OpIdentify {
+		if read && m.Op == protocol.OpIdentify {
 			pe.Code = protocol.CodeIdentifyFailed
 			return r.identifyFailed(ctx, req, pe)
 		}
@@ -286,11 +359,11 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err err
 	case protocol.OpPong:
 		return nil, nil
 	case protocol.OpIdentify:
-		return r.identify(ctx, req, m)
+		return r.identify(ctx, req, &m)
 	case protocol.OpDisconnect:
 		return nil, r.clientDisconnect(ctx, req.ConnectionID)
 	default: // EVENT, REPLY
-		return r.route(ctx, req, m)
+		return r.route(ctx, req, &m)
 	}
 }
 
@@ -305,11 +378,11 @@ func errorFrame(code protocol.Code, id, format string, args ...any) []byte {
 // connection with its identity ("who am I").
 func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message) ([]byte, error) {
 	if group, ok := protocol.WhoAmI(m.Data); ok {
-		id, err := r.identity(ctx, req)
+		id, known, err := r.identity(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		if id != nil {
+		if known {
 			if group != "" && group != id.Group {
 				return errorFrame(protocol.CodeAlreadyIdentified, m.ID,
 					"this connection is identified in group %q, not %q", id.Group, group), nil
@@ -396,11 +469,11 @@ func (r *Router) checkToken(ctx context.Context, idf protocol.Identify) error {
 // connection has identified before (a second IDENTIFY never costs a good
 // connection its life), otherwise the fatal IDENTIFY_FAILED.
 func (r *Router) identifyFailed(ctx context.Context, req Request, pe *protocol.Error) ([]byte, error) {
-	id, err := r.identity(ctx, req)
+	_, known, err := r.identity(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	if id != nil {
+	if known {
 		return errorFrame(protocol.CodeAlreadyIdentified, pe.ID, "this connection has already identified"), nil
 	}
 	return nil, r.closeWith(ctx, req.ConnectionID, pe)
@@ -429,29 +502,29 @@ func (r *Router) clientDisconnect(ctx context.Context, connID string) error {
 	return nil
 }
 
-// identity returns the identity of the connection a request came on, or nil
-// if it has not identified: the one the gateway vouches for, else the
+// identity returns the identity of the connection a request came on, and
+// false if it has not identified: the one the gateway vouches for, else the
 // cached or recorded one. Identities are cached, as they never change.
-func (r *Router) identity(ctx context.Context, req Request) (*Identity, error) {
+func (r *Router) identity(ctx context.Context, req Request) (Identity, bool, error) {
 	if req.Identity != nil {
-		id := *req.Identity
-		return &id, nil
+		return *req.Identity, true, nil
 	}
 	connID := req.ConnectionID
 	if id, ok := r.identities.Get(connID); ok {
-		return &id, nil
+		return id, true, nil
 	}
 	c, err := r.store.Connection(ctx, connID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, nil
+		return Identity{}, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look up connection %s: %w", connID, err)
+		return Identity{}, false, fmt.Errorf("look up connection %s: %w", connID, err)
 	}
-	if c.Identity != nil {
-		r.identities.Add(connID, *c.Identity)
+	if c.Identity == nil {
+		return Identity{}, false, nil
 	}
-	return c.Identity, nil
+	r.identities.Add(connID, *c.Identity)
+	return *c.Identity, true, nil
 }
 
 func (r *Router) forgetCached(connID string) {

@@ -16,6 +16,9 @@ var (
 	ErrAlreadyIdentified = errors.New("connection already identified")
 	// ErrGone: the connection no longer exists at the gateway (HTTP 410).
 	ErrGone = errors.New("connection gone")
+	// ErrThrottled: the gateway refused a post for its rate (HTTP 429)
+	// past the sender's retries; the frame was not delivered.
+	ErrThrottled = errors.New("throttled")
 )
 
 // Connection is one WebSocket connection as the registry knows it.
@@ -47,7 +50,11 @@ type Identity struct {
 // Member is one identified connection of a GROUP or GLOBAL fan-out.
 type Member struct {
 	ConnectionID string
-	ServiceID    string
+	// ServiceID may be empty: a store need not keep it with the
+	// membership (the DynamoDB store does not, to read fewer bytes). A
+	// gone member's cached route to its service is then dropped by the
+	// next DIRECT's own 410.
+	ServiceID string
 }
 
 // Store is the registry of connections, services, groups and tokens that the

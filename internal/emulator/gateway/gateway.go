@@ -127,6 +127,16 @@ type Config struct {
 	// Verbose adds message and response bodies and events to the log, and
 	// logs every management API call.
 	Verbose bool
+	// ManagementThrottle, if set, makes the @connections API answer as
+	// AWS's does under load: with a latency, and 429 beyond a rate (AWS's
+	// account quota is 10,000 calls per second). Default nil: at once,
+	// without limit.
+	ManagementThrottle *Throttle
+	// APIs are other HTTP APIs served on the gateway's port beside the
+	// management API, by path prefix: the local Lambda Invoke API
+	// (/2015-03-31/functions/), for one. ManagementTransport reaches them
+	// too.
+	APIs map[string]http.Handler
 	// Redact is applied to every body and response the verbose log holds
 	// (the authorizer's response too); events, the authorizer's included,
 	// are logged with their body through it and the values of headers,
@@ -273,7 +283,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.auth = auth
 	g.stats.invocations = make(map[string]int64)
 	g.mgmt = &http.Server{
-		Handler: g.mgmtHandler(),
+		Handler: g.apiHandler(),
 		// A request must arrive whole in time: a client that sends a head
 		// and stops short of its body is not served for ever.
 		ReadHeaderTimeout: cfg.ManagementTimeout,
@@ -501,7 +511,7 @@ func (g *Gateway) sort(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if strings.Contains(req.path, "/@connections") { // any stage's: the API answers ForbiddenException for others
+	if strings.Contains(req.path, "/@connections") || g.otherAPI(req.path) != nil { // any stage's: the API answers ForbiddenException for others
 
 		nc.SetReadDeadline(time.Time{})
 		if !g.mgmtLn.deliver(&replayConn{Conn: nc, r: io.MultiReader(strings.NewReader(raw), br)}) {

@@ -31,6 +31,9 @@ func (e *FunctionError) Error() string { return e.Type + ": " + e.Message }
 // Lambda authorizer that refuses a caller.
 func (e *FunctionError) ErrorMessage() string { return e.Message }
 
+// ErrorType returns the errorType alone.
+func (e *FunctionError) ErrorType() string { return e.Type }
+
 // functionError describes err as aws-lambda-go's runtime does before it
 // posts it to Lambda (lambda.lambdaErrorResponse).
 func functionError(err error) *FunctionError {

@@ -92,6 +92,9 @@ func (e *FunctionError) Error() string { return e.Type + ": " + e.Message }
 // Lambda authorizer that refuses a caller.
 func (e *FunctionError) ErrorMessage() string { return e.Message }
 
+// ErrorType returns the errorType alone.
+func (e *FunctionError) ErrorType() string { return e.Type }
+
 // Stats are a pool's counters since NewPool.
 type Stats struct {
 	Invocations    int64         // invocations that have ended with a response or a *FunctionError

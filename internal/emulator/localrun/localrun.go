@@ -24,13 +24,16 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/mastersocket/mastersocket/internal/asyncinvoke"
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
+	"github.com/mastersocket/mastersocket/internal/emulator/lambdaapi"
 	"github.com/mastersocket/mastersocket/internal/emulator/lambdart"
 	"github.com/mastersocket/mastersocket/internal/emulator/template"
 	"github.com/mastersocket/mastersocket/internal/handler"
 	"github.com/mastersocket/mastersocket/internal/memstore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
+	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
 
@@ -99,6 +102,10 @@ type Options struct {
 	// Gateway overrides the gateway's limits (idle timeout, lifetime,
 	// frame and message sizes, integration timeout, send queue).
 	Gateway gateway.Config
+	// AsyncRetryDelays replace Lambda's waits before the retries of a
+	// failed asynchronous invocation (one minute, then two); tests shorten
+	// them.
+	AsyncRetryDelays []time.Duration
 	// Verbose logs bodies and every management API call.
 	Verbose bool
 	// Logger defaults to slog.Default().
@@ -128,6 +135,7 @@ type Server struct {
 	schedules []schedule
 	buildDir  string // this run's own build folder, removed on Close
 
+	lambda    *lambdaapi.API
 	lease     tokenLease
 	pools     []*lambdart.Pool
 	stop      context.CancelFunc // stops the lease and the schedules
@@ -152,6 +160,11 @@ var (
 
 // Store returns the run's store (tests count its items).
 func (s *Server) Store() Registry { return s.store }
+
+// Lambda returns the run's Lambda Invoke API, which the functions' SDK
+// clients reach on the gateway's port (tests read its counters and its
+// on-failure destination).
+func (s *Server) Lambda() *lambdaapi.API { return s.lambda }
 
 // Start loads the template, prepares the store and the functions, and
 // starts listening. Serve with Run; stop with Close or by cancelling Run's
@@ -217,7 +230,14 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 		routes = append(routes, route)
 	}
+	// Lambda's Invoke API on the same port: a function invokes another one
+	// (the message function its fan-out batches) as on AWS.
+	env := envResolver{tmpl: tmpl, params: params, stage: o.Stage, addr: addr, table: o.tableName()}
+	if s.lambda, err = newLambdaAPI(tmpl, env, s.invokers, o); err != nil {
+		return nil, err
+	}
 	gc := o.Gateway
+	gc.APIs = map[string]http.Handler{lambdaapi.PathPrefix: s.lambda}
 	gc.Listener, gc.Stage, gc.APIID, gc.Region, gc.AccountID = ln, o.Stage, localAPIID, localRegion, localAccount
 	gc.RouteSelectionExpression = tmpl.RouteSelectionExpression()
 	gc.Routes, gc.Invoker, gc.Logger, gc.Verbose = routes, s.invokers, o.Logger, o.Verbose
@@ -230,7 +250,6 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.Gateway = gw
 
-	env := envResolver{tmpl: tmpl, params: params, stage: o.Stage, addr: addr, table: o.tableName()}
 	schedules, err := schedulesOf(tmpl, env, o.SweepEvery, o.Logger)
 	if err != nil {
 		return nil, err
@@ -248,6 +267,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	functions := tmpl.Functions()
+	for id, fn := range functions {
+		if _, ok := needed[id]; !ok && fn.CodeURI != "" {
+			needed[id] = "the Lambda Invoke API" // another function may invoke it (FanOutFunction)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(needed)) {
 		fn, ok := functions[name]
 		if !ok {
@@ -319,6 +343,9 @@ func (s *Server) shutdown() {
 	s.closeOnce.Do(func() {
 		s.stop()
 		s.bg.Wait()
+		if s.lambda != nil {
+			s.lambda.Close()
+		}
 		for _, p := range s.pools {
 			p.Close()
 		}
@@ -443,6 +470,7 @@ var inProcessHandlers = map[string]func(*handler.Handlers) any{
 	"functions/message":    func(h *handler.Handlers) any { return h.Message },
 	"functions/sweeper":    func(h *handler.Handlers) any { return h.Sweep },
 	"functions/authorizer": func(h *handler.Handlers) any { return h.Authorize },
+	"functions/fanout":     func(h *handler.Handlers) any { return h.FanOut },
 }
 
 // invoker returns what runs fn: in this process when the mode and the
@@ -466,8 +494,19 @@ func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template
 		if o.WrapStore != nil {
 			store = o.WrapStore(store)
 		}
+		var dispatcher router.Dispatcher
+		if settings.FanOutFunction != "" {
+			// The real Lambda SDK client, carried in memory to the local
+			// Invoke API.
+			if dispatcher, err = asyncinvoke.New(awsCfg, asyncinvoke.Config{
+				Function: settings.FanOutFunction, HTTPClient: inMemory, Endpoint: "http://" + s.Gateway.Addr(),
+			}); err != nil {
+				return nil, err
+			}
+		}
 		h, err := handler.New(handler.Backend{
-			Store: store,
+			Dispatcher: dispatcher,
+			Store:      store,
 			NewSender: func(endpoint string) (handler.Sender, error) {
 				cfg := settings.SenderConfig(endpoint)
 				if endpoint == s.Gateway.ManagementEndpoint() {
@@ -505,7 +544,8 @@ func (s *Server) invoker(ctx context.Context, o Options, tmpl *template.Template
 		return nil, err
 	}
 	o.Logger.Info("BUILD", "function", fn.LogicalID, "path", out, "duration", time.Since(start).Round(time.Millisecond).String())
-	procEnv := []string{"AWS_REGION=" + localRegion}
+	// The functions' Lambda SDK clients reach the local Invoke API.
+	procEnv := []string{"AWS_REGION=" + localRegion, "AWS_ENDPOINT_URL_LAMBDA=http://" + s.Gateway.Addr()}
 	if o.DynamoDBEndpoint != "" {
 		// A local engine: any credentials, the same as this process's
 		// (DynamoDB Local keeps one database per access key and region).
@@ -641,6 +681,8 @@ func (r envResolver) arn(logicalID string) string {
 		return prefix + "lambda:" + localRegion + ":" + localAccount + ":function:" + logicalID
 	case "AWS::DynamoDB::Table":
 		return prefix + "dynamodb:" + localRegion + ":" + localAccount + ":table/" + r.table
+	case "AWS::SQS::Queue":
+		return prefix + "sqs:" + localRegion + ":" + localAccount + ":" + logicalID
 	default:
 		return prefix + "local:" + localRegion + ":" + localAccount + ":" + logicalID
 	}

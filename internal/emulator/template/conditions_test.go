@@ -402,7 +402,7 @@ func TestConnectAuthOffLeavesNoAuthorizerBehind(t *testing.T) {
 			t.Errorf("got resource %s, want none with ConnectAuth off", id)
 		}
 	}
-	if got, want := tpl.FunctionIDs(), []string{"ConnectFunction", "DisconnectFunction", "MessageFunction", "SweeperFunction"}; !slices.Equal(got, want) {
+	if got, want := tpl.FunctionIDs(), []string{"ConnectFunction", "DisconnectFunction", "FanOutFunction", "MessageFunction", "SweeperFunction"}; !slices.Equal(got, want) {
 		t.Errorf("functions: got %v, want %v", got, want)
 	}
 	// Everything else about the template holds in this mode too.

@@ -41,6 +41,22 @@ type Function struct {
 	Role string
 	// Policies are the entries of the function's Policies, in order.
 	Policies []Policy
+	// FunctionName is FunctionName as written (a Sub template such as
+	// "${AWS::StackName}-fanout"); "" when CloudFormation names the
+	// function.
+	FunctionName string
+	// Async is the function's EventInvokeConfig.
+	Async AsyncConfig
+}
+
+// AsyncConfig is how Lambda handles a function's asynchronous invocations
+// (EventInvokeConfig): nil fields are unset, and take Lambda's defaults.
+type AsyncConfig struct {
+	MaximumRetryAttempts     *int
+	MaximumEventAgeInSeconds *int
+	// OnFailure is the on-failure destination as written
+	// ("getatt:FanOutFailures.Arn"), or "".
+	OnFailure string
 }
 
 // Policy is one entry of a function's Policies. Exactly one of Managed,
@@ -114,6 +130,14 @@ func (t *Template) Functions() map[string]Function {
 		if fn.Environment != nil {
 			for k, v := range fn.Environment.Variables {
 				f.Environment[k] = v
+			}
+		}
+		f.FunctionName = str(fn.FunctionName)
+		if c := fn.EventInvokeConfig; c != nil {
+			f.Async.MaximumRetryAttempts = c.MaximumRetryAttempts
+			f.Async.MaximumEventAgeInSeconds = c.MaximumEventAgeInSeconds
+			if d := c.DestinationConfig; d != nil && d.OnFailure != nil {
+				f.Async.OnFailure = d.OnFailure.Destination
 			}
 		}
 		if bm, ok := fn.AWSCloudFormationMetadata["BuildMethod"].(string); ok {

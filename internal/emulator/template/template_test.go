@@ -42,6 +42,14 @@ var (
 		"DisconnectFunction": true,
 		"MessageFunction":    true,
 		"SweeperFunction":    true,
+		"FanOutFunction":     true,
+	}
+	// Which function each may invoke (lambda:InvokeFunction), by the
+	// resource as written: the fan-out function only, by the message
+	// function and by itself (handing a batch's remainder on).
+	wantInvoke = map[string]string{
+		"MessageFunction": "getatt:FanOutFunction.Arn",
+		"FanOutFunction":  "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-fanout",
 	}
 	// What each function may do on the table: "crud" is the
 	// DynamoDBCrudPolicy on Table; otherwise the resource → actions of its
@@ -54,8 +62,10 @@ var (
 		"MessageFunction":    {"crud": nil},
 		"SweeperFunction": {
 			"${Table.Arn}/index/connections": {"dynamodb:Query"},
-			"getatt:Table.Arn":               {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem"},
+			"getatt:Table.Arn":               {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
 		},
+		// Forgetting a gone recipient: read its item, delete its items.
+		"FanOutFunction": {"getatt:Table.Arn": {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}},
 	}
 	wantEnvironment = map[string]string{
 		"TABLE_NAME":          "ref:Table",
@@ -117,6 +127,7 @@ var checks = []struct {
 	{"outputs", checkOutputs},
 	{"environment", checkEnvironment},
 	{"schedule", checkSchedule},
+	{"fanout", checkFanOut},
 	{"throttling", checkThrottling},
 }
 
@@ -393,8 +404,28 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 		},
 		{
 			name: "failed sweeps retried",
-			old:  "MaximumRetryAttempts: 0", new: "MaximumRetryAttempts: 2",
+			old:  "MaximumRetryAttempts: 0\n        MaximumEventAgeInSeconds: 60", new: "MaximumRetryAttempts: 2\n        MaximumEventAgeInSeconds: 60",
 			check: "schedule", wantErr: "MaximumRetryAttempts 0",
+		},
+		{
+			name: "failed fan-out batches retried",
+			old:  "MaximumRetryAttempts: 0\n        MaximumEventAgeInSeconds: 3600", new: "MaximumRetryAttempts: 2\n        MaximumEventAgeInSeconds: 3600",
+			check: "fanout", wantErr: "MaximumRetryAttempts 0",
+		},
+		{
+			name: "failed fan-out batches lost",
+			old:  "        DestinationConfig:\n          OnFailure:\n            Type: SQS\n            Destination: !GetAtt FanOutFailures.Arn\n", new: "",
+			check: "fanout", wantErr: "OnFailure",
+		},
+		{
+			name: "any function invoked",
+			old:  "Resource: !GetAtt FanOutFunction.Arn", new: "Resource: \"*\"",
+			check: "policies", wantErr: "MessageFunction: got lambda:InvokeFunction on [*]",
+		},
+		{
+			name: "fan-out name apart from its policy",
+			old:  "FunctionName: !Sub \"${AWS::StackName}-fanout\"", new: "FunctionName: !Sub \"${AWS::StackName}-fan\"",
+			check: "fanout", wantErr: "FunctionName",
 		},
 		{
 			name: "no route throttling",
@@ -919,8 +950,12 @@ func checkPolicies(tpl *Template, _ string) error {
 							for _, r := range s.Resource {
 								dynamo[r] = append(dynamo[r], a)
 							}
+						case a == "lambda:InvokeFunction" && wantInvoke[id] != "":
+							if len(s.Resource) != 1 || s.Resource[0] != wantInvoke[id] {
+								fail("got lambda:InvokeFunction on %v, want on %s only", s.Resource, wantInvoke[id])
+							}
 						default:
-							fail("got Action %q, want only execute-api:ManageConnections and named dynamodb actions", a)
+							fail("got Action %q, want only execute-api:ManageConnections, named dynamodb actions and lambda:InvokeFunction of the fan-out function", a)
 						}
 					}
 				}
@@ -970,6 +1005,38 @@ func checkSchedule(tpl *Template, _ string) error {
 	f := tpl.CFN.GetAllServerlessFunctionResources()["SweeperFunction"]
 	if f == nil || f.EventInvokeConfig == nil || f.EventInvokeConfig.MaximumRetryAttempts == nil || *f.EventInvokeConfig.MaximumRetryAttempts != 0 {
 		errs = append(errs, errors.New("function SweeperFunction: want EventInvokeConfig.MaximumRetryAttempts 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// checkFanOut checks the fan-out function: no retry of a failed batch by
+// Lambda (a batch half delivered would post frames twice), an on-failure
+// destination where failed batches land, the fixed name its own policy
+// and its hand-on use, and the message function pointed at it.
+func checkFanOut(tpl *Template, _ string) error {
+	var errs []error
+	f := tpl.CFN.GetAllServerlessFunctionResources()["FanOutFunction"]
+	if f == nil {
+		return errors.New("no FanOutFunction")
+	}
+	eic := f.EventInvokeConfig
+	if eic == nil || eic.MaximumRetryAttempts == nil || *eic.MaximumRetryAttempts != 0 {
+		errs = append(errs, errors.New("function FanOutFunction: want EventInvokeConfig.MaximumRetryAttempts 0"))
+	}
+	if eic == nil || eic.DestinationConfig == nil || eic.DestinationConfig.OnFailure == nil ||
+		eic.DestinationConfig.OnFailure.Destination != "getatt:FanOutFailures.Arn" {
+		errs = append(errs, errors.New("function FanOutFunction: want an OnFailure destination on FanOutFailures"))
+	}
+	const name = "${AWS::StackName}-fanout"
+	if got := str(f.FunctionName); got != name {
+		errs = append(errs, fmt.Errorf("function FanOutFunction: got FunctionName %q, want %q (its policy and FANOUT_FUNCTION name it)", got, name))
+	}
+	fns := tpl.Functions()
+	if got := fns["FanOutFunction"].Environment["FANOUT_FUNCTION"]; got != name {
+		errs = append(errs, fmt.Errorf("function FanOutFunction: got FANOUT_FUNCTION %q, want %q", got, name))
+	}
+	if got := fns["MessageFunction"].Environment["FANOUT_FUNCTION"]; got != "ref:FanOutFunction" {
+		errs = append(errs, fmt.Errorf("function MessageFunction: got FANOUT_FUNCTION %q, want ref:FanOutFunction", got))
 	}
 	return errors.Join(errs...)
 }
