@@ -176,24 +176,7 @@ func (s *Store) joinBucket(ctx context.Context, pk string, w int64, connID strin
 // leave takes connID out of bucket sk of partition pk. A bucket that is
 // gone (TTL deleted it) is left as it is: an update would create it again.
 func (s *Store) leave(ctx context.Context, pk, sk, connID string) error {
-	if sk == "" {
-		return nil
-	}
-	err := retryConflicts(ctx, func() error {
-		_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                 s.table,
-			Key:                       key(pk, sk),
-			UpdateExpression:          aws.String("DELETE m :ids"),
-			ConditionExpression:       aws.String("attribute_exists(pk)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":ids": &types.AttributeValueMemberSS{Value: []string{connID}}},
-		})
-		return err
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if err != nil && !errors.As(err, &ccf) {
-		return fmt.Errorf("leave %s %s: %w", pk, sk, err)
-	}
-	return nil
+	return s.updateBucket(ctx, "DELETE", pk, sk, connID)
 }
 
 // rejoin adds connID back to bucket sk of partition pk, whatever its size:
@@ -201,6 +184,12 @@ func (s *Store) leave(ctx context.Context, pk, sk, connID string) error {
 // IDENTIFY of the same connection that failed took out (see undo). A
 // bucket that is gone (its window has ended) is left as it is.
 func (s *Store) rejoin(ctx context.Context, pk, sk, connID string) error {
+	return s.updateBucket(ctx, "ADD", pk, sk, connID)
+}
+
+// updateBucket applies op (ADD or DELETE) with connID to the set of bucket
+// sk of partition pk, if the bucket exists.
+func (s *Store) updateBucket(ctx context.Context, op, pk, sk, connID string) error {
 	if sk == "" {
 		return nil
 	}
@@ -208,7 +197,7 @@ func (s *Store) rejoin(ctx context.Context, pk, sk, connID string) error {
 		_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 s.table,
 			Key:                       key(pk, sk),
-			UpdateExpression:          aws.String("ADD m :ids"),
+			UpdateExpression:          aws.String(op + " m :ids"),
 			ConditionExpression:       aws.String("attribute_exists(pk)"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":ids": &types.AttributeValueMemberSS{Value: []string{connID}}},
 		})
@@ -216,7 +205,7 @@ func (s *Store) rejoin(ctx context.Context, pk, sk, connID string) error {
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &ccf) {
-		return fmt.Errorf("rejoin %s %s: %w", pk, sk, err)
+		return fmt.Errorf("%s %s in %s %s: %w", op, connID, pk, sk, err)
 	}
 	return nil
 }
