@@ -332,11 +332,8 @@ func (h *Handlers) FanOut(ctx context.Context, b router.Batch) (router.BatchRepo
 	if err != nil {
 		return router.BatchReport{}, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(-fanOutMargin))
-		defer cancel()
-	}
+	ctx, cancel := beforeDeadline(ctx, fanOutMargin)
+	defer cancel()
 	start := time.Now()
 	rep, err := r.DeliverBatch(ctx, b)
 	if err != nil {
@@ -346,6 +343,16 @@ func (h *Handlers) FanOut(ctx context.Context, b router.Batch) (router.BatchRepo
 	h.log.Info("fan-out batch", "id", b.ID, "recipients", len(b.To), "attempt", b.Attempt, "delivered", rep.Delivered,
 		"gone", rep.Gone, "failed", rep.Failed, "handedOn", rep.HandedOn, "duration", time.Since(start).Round(time.Millisecond).String())
 	return rep, nil
+}
+
+// beforeDeadline returns ctx ending margin before its deadline (the
+// Lambda timeout), so that the work cut short still has time to report or
+// hand on what it did not do; ctx as it is when it has no deadline.
+func beforeDeadline(ctx context.Context, margin time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-margin))
+	}
+	return context.WithCancel(ctx)
 }
 
 // sweepMargin is kept from the end of the sweeper's Lambda timeout, so that
@@ -377,11 +384,8 @@ func (h *Handlers) Sweep(ctx context.Context, _ events.EventBridgeEvent) (sweep.
 	if err != nil {
 		return sweep.Report{}, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(-sweepMargin))
-		defer cancel()
-	}
+	ctx, cancel := beforeDeadline(ctx, sweepMargin)
+	defer cancel()
 	start := time.Now()
 	r, err := sw.Run(ctx)
 	attrs := []any{"checked", r.Checked, "gone", r.Gone, "young", r.Young, "silent", r.Silent, "anonymous", r.Anonymous,

@@ -154,6 +154,12 @@ func (g *Gateway) logCall(method, id string, status, size int) {
 // a loopback HTTP connection per call.
 func (g *Gateway) ManagementTransport() http.RoundTripper { return memTransport{g.mgmt.Handler} }
 
+// HandlerTransport returns an http.RoundTripper that serves requests with
+// h, in memory, as ManagementTransport does with the gateway's own
+// handler: for a client of an API that a test or a benchmark stands in
+// for.
+func HandlerTransport(h http.Handler) http.RoundTripper { return memTransport{h} }
+
 type memTransport struct{ h http.Handler }
 
 func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {

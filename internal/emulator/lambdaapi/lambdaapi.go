@@ -13,7 +13,6 @@ package lambdaapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Lambda's limits and defaults.
@@ -270,7 +271,7 @@ func awsError(w http.ResponseWriter, status int, errType, message string) {
 
 // ServeHTTP serves Invoke: POST PathPrefix{FunctionName}/invocations.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Amzn-RequestId", newID())
+	w.Header().Set("X-Amzn-RequestId", uuid.NewString())
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), PathPrefix)
 	rawName, tail, _ := strings.Cut(rest, "/")
 	name, err := url.PathUnescape(rawName)
@@ -393,7 +394,7 @@ func (a *API) process(f *Function, payload []byte, queued time.Time) {
 	if f.Async.MaxRetries != nil {
 		maxRetries = *f.Async.MaxRetries
 	}
-	requestID := newID()
+	requestID := uuid.NewString()
 	for attempt := 0; ; attempt++ {
 		if time.Since(queued) > f.Async.MaxEventAge {
 			a.discard(f, requestID, payload, attempt, "EventAgeExceeded", nil)
@@ -459,13 +460,4 @@ func (a *API) discard(f *Function, requestID string, payload []byte, invokes int
 	}
 	a.log.Error("an asynchronous event was discarded", "function", f.Name, "condition", condition,
 		"invokes", invokes, "destination", dest, "payloadBytes", len(payload))
-}
-
-// newID returns a random request id in Lambda's form (a UUID).
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,25 +34,6 @@ const (
 	functionGB    = 0.25 // template.yaml's MemorySize, 256 MB
 	sequentialRun = 250  // posts measured one after another; longer runs are extrapolated
 )
-
-// handlerTransport serves HTTP requests with a handler, in memory.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := req.Context().Err(); err != nil {
-		return nil, err
-	}
-	rec := httptest.NewRecorder()
-	sreq := req.Clone(req.Context())
-	sreq.RequestURI = req.URL.RequestURI()
-	if sreq.Body == nil {
-		sreq.Body = http.NoBody
-	}
-	t.h.ServeHTTP(rec, sreq)
-	resp := rec.Result()
-	resp.Request = req
-	return resp, nil
-}
 
 // recipients is an @connections API for n connections c0..c{n-1} that
 // counts the posts each receives; behind a gateway.Throttle it answers in
@@ -217,7 +197,7 @@ func fanOutOnce(b *testing.B, mode string, n int) fanOutResult {
 			Store: store, Settings: settings, Logger: quiet, Dispatcher: d,
 			NewSender: func(ep string) (handler.Sender, error) {
 				cfg := settings.SenderConfig(ep)
-				cfg.HTTPClient = &http.Client{Transport: handlerTransport{api}}
+				cfg.HTTPClient = &http.Client{Transport: gateway.HandlerTransport(api)}
 				return mgmtapi.New(awsCfg, cfg)
 			},
 		}
@@ -235,7 +215,7 @@ func fanOutOnce(b *testing.B, mode string, n int) fanOutResult {
 		}
 		defer lapi.Close()
 		d, err := asyncinvoke.New(awsCfg, asyncinvoke.Config{Function: "FanOutFunction",
-			HTTPClient: &http.Client{Transport: handlerTransport{lapi}}, Endpoint: "http://lambda.local"})
+			HTTPClient: &http.Client{Transport: gateway.HandlerTransport(lapi)}, Endpoint: "http://lambda.local"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -14,8 +14,9 @@ import (
 func newLambdaAPI(tmpl *template.Template, env envResolver, inv functionSet, o Options) (*lambdaapi.API, error) {
 	lookup := env.lookup()
 	var funcs []lambdaapi.Function
+	fns := tmpl.Functions()
 	for _, id := range tmpl.FunctionIDs() {
-		fn := tmpl.Functions()[id]
+		fn := fns[id]
 		f := lambdaapi.Function{Name: id, Timeout: time.Duration(fn.Timeout) * time.Second}
 		if fn.FunctionName != "" {
 			name, err := template.Expand(fn.FunctionName, lookup)
