@@ -147,8 +147,12 @@ func (r *Router) fanOut(ctx context.Context, from, msgID string, frame []byte, l
 	if rest := d.rest; len(rest) > 0 { // list has returned: no page is being read
 		var undispatched []string
 		queued, undispatched = r.dispatch(ctx, msgID, frame, rest)
-		for _, id := range undispatched {
+		for i, id := range undispatched {
 			if !d.add(Member{ConnectionID: id}) {
+				// Out of time: not posted to, and counted as failed.
+				for _, id := range undispatched[i:] {
+					d.count(Member{ConnectionID: id}, ctx.Err())
+				}
 				break
 			}
 		}

@@ -159,6 +159,21 @@ func TestBatchesRefusedByTheDispatcherAreDeliveredInline(t *testing.T) {
 	}
 }
 
+func TestRefusedBatchesThatRunOutOfTimeCountAsFailed(t *testing.T) {
+	e, q := fanOutEnv(t, router.Config{InlineFanOut: 1, FanOut: 1, DeliveryTimeout: 30 * time.Millisecond})
+	q.refuse = errors.New("TooManyRequestsException")
+	e.sender.delay = 100 * time.Millisecond // the one post in flight outlasts the delivery timeout
+	from := e.join("g")
+	for range 5 {
+		e.join("g")
+	}
+	f := from.send(`{"op":0,"id":"m","event":"E","ack":true,"intent":{"target":"GROUP","identifier":"g"}}`)
+	r := receipt(t, f, "m")
+	if n := r.Delivered + r.Gone + r.Failed + r.Queued; n != 5 {
+		t.Errorf("receipt %+v accounts for %d recipients, want all 5", r, n)
+	}
+}
+
 func TestBatchesAreCutToTheirByteLimit(t *testing.T) {
 	e, q := fanOutEnv(t, router.Config{InlineFanOut: -1, BatchBytes: 1024})
 	from := e.join("g")
