@@ -36,6 +36,7 @@ import (
 	"github.com/mastersocket/mastersocket/internal/lru"
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
 
@@ -108,10 +109,13 @@ type Identity struct {
 // token, or one that is unknown, expired or malformed: HTTP 401) or
 // forbidden (a valid token, but a group it does not allow or no usable
 // group: HTTP 403). Reason is for the operator's logs; it never names the
-// token.
+// token. Outcome names the refusal in the telemetry (a telemetry.Outcome
+// constant: no_token, invalid_token, expired_token, bad_group,
+// group_not_allowed).
 type Refusal struct {
 	Unauthorized bool
 	Reason       string
+	Outcome      string
 }
 
 func (r *Refusal) Error() string {
@@ -121,12 +125,12 @@ func (r *Refusal) Error() string {
 	return "forbidden: " + r.Reason
 }
 
-func unauthorized(format string, args ...any) error {
-	return &Refusal{Unauthorized: true, Reason: fmt.Sprintf(format, args...)}
+func unauthorized(outcome, format string, args ...any) error {
+	return &Refusal{Unauthorized: true, Reason: fmt.Sprintf(format, args...), Outcome: outcome}
 }
 
-func forbidden(format string, args ...any) error {
-	return &Refusal{Reason: fmt.Sprintf(format, args...)}
+func forbidden(outcome, format string, args ...any) error {
+	return &Refusal{Reason: fmt.Sprintf(format, args...), Outcome: outcome}
 }
 
 // Authorizer checks handshakes. It is safe for concurrent use.
@@ -220,11 +224,11 @@ func (a *Authorizer) Authorize(ctx context.Context, hs Handshake) (Identity, err
 	}
 	switch {
 	case !res.found || !res.tok.Matches(h):
-		return Identity{}, unauthorized("unknown token")
+		return Identity{}, unauthorized(telemetry.OutcomeInvalidToken, "unknown token")
 	case res.tok.Expired(a.cfg.Now()):
-		return Identity{}, unauthorized("token %s has expired", h.ID())
+		return Identity{}, unauthorized(telemetry.OutcomeExpiredToken, "token %s has expired", h.ID())
 	case !res.tok.Allows(group):
-		return Identity{}, forbidden("token %s does not allow group %q", h.ID(), group)
+		return Identity{}, forbidden(telemetry.OutcomeGroupNotAllowed, "token %s does not allow group %q", h.ID(), group)
 	}
 	return Identity{ServiceID: a.cfg.NewID(), Group: group, TokenID: h.ID()}, nil
 }
@@ -319,11 +323,11 @@ func credential(hs Handshake) (string, error) {
 		scheme, tok, _ := strings.Cut(strings.TrimSpace(auths[0]), " ")
 		tok = strings.TrimSpace(tok)
 		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return "", unauthorized("the Authorization header is not \"Bearer <token>\"")
+			return "", unauthorized(telemetry.OutcomeNoToken, "the Authorization header is not \"Bearer <token>\"")
 		}
 		fromHeader = tok
 	default:
-		return "", unauthorized("%d Authorization headers", len(auths))
+		return "", unauthorized(telemetry.OutcomeNoToken, "%d Authorization headers", len(auths))
 	}
 	for _, v := range header(hs, HeaderSubprotocol) {
 		for _, p := range strings.Split(v, ",") {
@@ -332,7 +336,7 @@ func credential(hs Handshake) (string, error) {
 				continue
 			}
 			if fromProtocol != "" && tok != fromProtocol {
-				return "", unauthorized("two different tokens offered as subprotocols")
+				return "", unauthorized(telemetry.OutcomeNoToken, "two different tokens offered as subprotocols")
 			}
 			fromProtocol = tok
 		}
@@ -340,14 +344,14 @@ func credential(hs Handshake) (string, error) {
 	tok := fromHeader
 	switch {
 	case fromHeader == "" && fromProtocol == "":
-		return "", unauthorized("no token: send \"Authorization: Bearer <token>\" or the subprotocol %s<token>", SubprotocolTokenPrefix)
+		return "", unauthorized(telemetry.OutcomeNoToken, "no token: send \"Authorization: Bearer <token>\" or the subprotocol %s<token>", SubprotocolTokenPrefix)
 	case fromHeader == "":
 		tok = fromProtocol
 	case fromProtocol != "" && fromProtocol != fromHeader:
-		return "", unauthorized("the Authorization header and the subprotocol carry different tokens")
+		return "", unauthorized(telemetry.OutcomeNoToken, "the Authorization header and the subprotocol carry different tokens")
 	}
 	if len(tok) > protocol.MaxTokenLen {
-		return "", unauthorized("token of %d bytes, over %d", len(tok), protocol.MaxTokenLen)
+		return "", unauthorized(telemetry.OutcomeNoToken, "token of %d bytes, over %d", len(tok), protocol.MaxTokenLen)
 	}
 	return tok, nil
 }
@@ -357,16 +361,16 @@ func credential(hs Handshake) (string, error) {
 func groupOf(hs Handshake) (string, error) {
 	values := append(header(hs, HeaderGroup), hs.Query[QueryGroup]...)
 	if len(values) == 0 {
-		return "", forbidden("no group: send the %s header or the %s query parameter", HeaderGroup, QueryGroup)
+		return "", forbidden(telemetry.OutcomeBadGroup, "no group: send the %s header or the %s query parameter", HeaderGroup, QueryGroup)
 	}
 	g := strings.TrimSpace(values[0])
 	for _, v := range values[1:] {
 		if strings.TrimSpace(v) != g {
-			return "", forbidden("the handshake names two groups")
+			return "", forbidden(telemetry.OutcomeBadGroup, "the handshake names two groups")
 		}
 	}
 	if !protocol.ValidGroup(g) {
-		return "", forbidden("%q is not a group name: want 1 to %d characters of A-Z a-z 0-9 . _ : -", g, protocol.MaxGroupLen)
+		return "", forbidden(telemetry.OutcomeBadGroup, "%q is not a group name: want 1 to %d characters of A-Z a-z 0-9 . _ : -", g, protocol.MaxGroupLen)
 	}
 	return g, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/authorizer"
 	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 )
 
 // Keys of the context that the $connect authorizer returns. API Gateway
@@ -57,20 +58,27 @@ func (h *Handlers) Authorize(ctx context.Context, req AuthorizerRequest) (events
 	if hs.Query == nil {
 		hs.Query = single(req.QueryStringParameters)
 	}
+	ctx, rec := begin(ctx, rc.Stage, rc.RequestID, rc.ConnectionID)
+	defer h.emit(ctx, rec)
 	id, err := h.auth.Authorize(ctx, hs)
 	var refusal *authorizer.Refusal
 	switch {
 	case errors.As(err, &refusal) && refusal.Unauthorized:
-		h.log.Info("$connect unauthorized", "connection", rc.ConnectionID, "sourceIp", rc.Identity.SourceIP, "reason", refusal.Reason)
+		rec.Identify(refusal.Outcome)
+		h.log.InfoContext(ctx, "$connect unauthorized", "sourceIp", rc.Identity.SourceIP, "reason", refusal.Reason)
 		return events.APIGatewayCustomAuthorizerResponse{}, errUnauthorized
 	case errors.As(err, &refusal):
-		h.log.Info("$connect denied", "connection", rc.ConnectionID, "sourceIp", rc.Identity.SourceIP, "reason", refusal.Reason)
+		rec.Identify(refusal.Outcome)
+		h.log.InfoContext(ctx, "$connect denied", "sourceIp", rc.Identity.SourceIP, "reason", refusal.Reason)
 		return policy("anonymous", "Deny", req.MethodArn, nil), nil
 	case err != nil:
-		h.log.Error("$connect authorizer failed", "connection", rc.ConnectionID, "err", err)
+		rec.Identify(telemetry.OutcomeError)
+		h.log.ErrorContext(ctx, "$connect authorizer failed", "err", err)
 		return events.APIGatewayCustomAuthorizerResponse{}, err
 	}
-	h.log.Debug("$connect authorized", "connection", rc.ConnectionID, "token", id.TokenID, "group", id.Group, "service", id.ServiceID)
+	rec.Identify(telemetry.OutcomeOK)
+	rec.SetService(id.ServiceID)
+	h.log.DebugContext(ctx, "$connect authorized", "tokenId", id.TokenID, "group", id.Group)
 	return policy(id.TokenID, "Allow", req.MethodArn, map[string]any{
 		ContextServiceID: id.ServiceID,
 		ContextGroup:     id.Group,

@@ -17,6 +17,7 @@ import (
 	"github.com/mastersocket/mastersocket/internal/handler"
 	"github.com/mastersocket/mastersocket/internal/memstore"
 	"github.com/mastersocket/mastersocket/internal/sweep"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 )
 
 // nopSender is a Sender whose posts cost nothing, so that a benchmark
@@ -53,6 +54,9 @@ func BenchmarkHandlerMessage(b *testing.B) {
 			LogLevel:           slog.LevelInfo,
 		},
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		// As on AWS: each invocation writes its metrics (to standard
+		// output there).
+		Metrics: telemetry.NewEmitter(io.Discard, telemetry.DefaultNamespace),
 	})
 	if err != nil {
 		b.Fatal(err)

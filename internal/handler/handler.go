@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"sync"
 	"time"
 	"unsafe"
@@ -27,8 +29,10 @@ import (
 	"github.com/mastersocket/mastersocket/internal/authorizer"
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/mgmtapi"
+	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
 	"github.com/mastersocket/mastersocket/internal/sweep"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 )
 
 // Store is the registry the handlers run on: what the router needs, and
@@ -60,8 +64,11 @@ type Backend struct {
 	// Dispatcher hands the batches of a big GROUP or GLOBAL to the fan-out
 	// function; nil: every delivery is made inline.
 	Dispatcher router.Dispatcher
-	// Logger defaults to slog.Default().
+	// Logger defaults to slog.Default(). Every line an invocation logs
+	// carries its ids (see telemetry.LogHandler).
 	Logger *slog.Logger
+	// Metrics receives each invocation's metrics; nil: none are written.
+	Metrics *telemetry.Emitter
 }
 
 // Handlers holds the three route handlers, the authorizer and the sweeper, and the warm
@@ -91,6 +98,7 @@ func New(b Backend) (*Handlers, error) {
 	if b.Logger == nil {
 		b.Logger = slog.Default()
 	}
+	b.Logger = slog.New(telemetry.LogHandler(b.Logger.Handler()))
 	h := &Handlers{b: b, log: b.Logger, routers: make(map[string]*router.Router), senders: make(map[string]Sender)}
 	if _, err := router.New(b.Store, nil, b.Settings.RouterConfig(b.Logger)); err != nil {
 		return nil, err
@@ -130,6 +138,12 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Handlers, error)
 		return nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel}))
+	var metrics *telemetry.Emitter
+	if !s.MetricsOff {
+		// Lambda sends standard output to the function's log group,
+		// where CloudWatch reads the metrics of EMF lines.
+		metrics = telemetry.NewEmitter(os.Stdout, s.MetricsNamespace)
+	}
 	var dispatcher router.Dispatcher
 	if s.FanOutFunction != "" {
 		if dispatcher, err = asyncinvoke.New(awsCfg, asyncinvoke.Config{Function: s.FanOutFunction}); err != nil {
@@ -144,7 +158,33 @@ func FromEnv(ctx context.Context, getenv func(string) string) (*Handlers, error)
 		},
 		Settings: s,
 		Logger:   log,
+		Metrics:  metrics,
 	})
+}
+
+// begin starts the telemetry record of an invocation: its metrics, and the
+// ids its log lines carry. It returns ctx carrying the record.
+func begin(ctx context.Context, stage, requestID, connID string) (context.Context, *telemetry.Record) {
+	rec := telemetry.NewRecord(stage, requestID, connID)
+	return telemetry.NewContext(ctx, rec), rec
+}
+
+// emit writes the metrics of an invocation's record. A write that fails
+// is logged: it never fails the invocation.
+func (h *Handlers) emit(ctx context.Context, rec *telemetry.Record) {
+	if err := h.b.Metrics.Emit(rec); err != nil {
+		h.log.WarnContext(ctx, "writing metrics failed", "err", err)
+	}
+}
+
+// stageOf returns the stage of a management endpoint
+// (https://DOMAIN/STAGE): the last segment of its path.
+func stageOf(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return ""
+	}
+	return path.Base(path.Clean("/" + u.Path))
 }
 
 // routerFor returns the router of the request's management endpoint.
@@ -226,7 +266,12 @@ func connectedAt(rc events.APIGatewayWebsocketProxyRequestContext) time.Time {
 // refuse the handshake.
 func (h *Handlers) Connect(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	rc := ev.RequestContext
+	ctx, rec := begin(ctx, rc.Stage, rc.RequestID, rc.ConnectionID)
+	defer h.emit(ctx, rec)
 	id, err := vouchedIdentity(rc)
+	if id != nil {
+		rec.SetService(id.ServiceID)
+	}
 	var r *router.Router
 	if err == nil {
 		r, err = h.routerFor(rc)
@@ -241,13 +286,14 @@ func (h *Handlers) Connect(ctx context.Context, ev events.APIGatewayWebsocketPro
 		})
 	}
 	if err != nil {
-		h.log.Error("$connect failed", "connection", rc.ConnectionID, "err", err)
+		h.log.ErrorContext(ctx, "$connect failed", "err", err)
 		return events.APIGatewayProxyResponse{}, err
 	}
+	rec.Add(telemetry.ConnectionsOpened, 1)
 	if id != nil {
-		h.log.Debug("$connect", "connection", rc.ConnectionID, "sourceIp", rc.Identity.SourceIP, "service", id.ServiceID, "group", id.Group)
+		h.log.DebugContext(ctx, "$connect", "sourceIp", rc.Identity.SourceIP, "group", id.Group)
 	} else {
-		h.log.Debug("$connect", "connection", rc.ConnectionID, "sourceIp", rc.Identity.SourceIP)
+		h.log.DebugContext(ctx, "$connect", "sourceIp", rc.Identity.SourceIP)
 	}
 	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Headers: subprotocol(ev)}, nil
 }
@@ -256,6 +302,11 @@ func (h *Handlers) Connect(ctx context.Context, ev events.APIGatewayWebsocketPro
 // mapping to it.
 func (h *Handlers) Disconnect(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	rc := ev.RequestContext
+	ctx, rec := begin(ctx, rc.Stage, rc.RequestID, rc.ConnectionID)
+	defer h.emit(ctx, rec)
+	if id, err := vouchedIdentity(rc); err == nil && id != nil {
+		rec.SetService(id.ServiceID)
+	}
 	r, err := h.routerFor(rc)
 	if err == nil {
 		err = r.Disconnect(ctx, rc.ConnectionID)
@@ -265,10 +316,11 @@ func (h *Handlers) Disconnect(ctx context.Context, ev events.APIGatewayWebsocket
 		reason = *rc.DisconnectReason
 	}
 	if err != nil {
-		h.log.Error("$disconnect failed", "connection", rc.ConnectionID, "err", err)
+		h.log.ErrorContext(ctx, "$disconnect failed", "err", err)
 		return events.APIGatewayProxyResponse{}, err
 	}
-	h.log.Debug("$disconnect", "connection", rc.ConnectionID, "code", rc.DisconnectStatusCode, "reason", reason)
+	rec.Add(telemetry.ConnectionsClosed, 1)
+	h.log.DebugContext(ctx, "$disconnect", "code", rc.DisconnectStatusCode, "reason", reason)
 	return events.APIGatewayProxyResponse{StatusCode: http.StatusOK}, nil
 }
 
@@ -277,6 +329,8 @@ func (h *Handlers) Disconnect(ctx context.Context, ev events.APIGatewayWebsocket
 // route response of template.yaml sends back on the connection.
 func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	rc := ev.RequestContext
+	ctx, rec := begin(ctx, rc.Stage, rc.RequestID, rc.ConnectionID)
+	defer h.emit(ctx, rec)
 	// The router only reads the body (see router.Request): it shares the
 	// event's bytes instead of a copy, which for a message of 32 KB is as
 	// much less to allocate and copy.
@@ -284,7 +338,7 @@ func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketPro
 	if ev.IsBase64Encoded {
 		b, err := base64.StdEncoding.DecodeString(ev.Body)
 		if err != nil {
-			h.log.Warn("body marked base64 is not base64; handling it as sent", "connection", rc.ConnectionID)
+			h.log.WarnContext(ctx, "body marked base64 is not base64; handling it as sent")
 		} else {
 			body = b
 		}
@@ -299,7 +353,7 @@ func (h *Handlers) Message(ctx context.Context, ev events.APIGatewayWebsocketPro
 		reply, err = r.Handle(ctx, router.Request{ConnectionID: rc.ConnectionID, ConnectedAt: connectedAt(rc), Identity: id, Body: body})
 	}
 	if err != nil {
-		h.log.Error("message failed", "connection", rc.ConnectionID, "err", err)
+		h.log.ErrorContext(ctx, "message failed", "err", err)
 		return events.APIGatewayProxyResponse{}, err
 	}
 	// The reply is ours (see router.Router.Handle): the body shares its
@@ -328,6 +382,9 @@ func (h *Handlers) FanOut(ctx context.Context, b router.Batch) (router.BatchRepo
 	if endpoint == "" {
 		return router.BatchReport{}, errors.New("fan-out: the batch names no gateway")
 	}
+	ctx, rec := begin(ctx, stageOf(endpoint), "", "")
+	defer h.emit(ctx, rec)
+	rec.SetMessageID(b.ID)
 	r, err := h.routerForEndpoint(endpoint)
 	if err != nil {
 		return router.BatchReport{}, err
@@ -337,10 +394,10 @@ func (h *Handlers) FanOut(ctx context.Context, b router.Batch) (router.BatchRepo
 	start := time.Now()
 	rep, err := r.DeliverBatch(ctx, b)
 	if err != nil {
-		h.log.Error("fan-out batch refused", "id", b.ID, "recipients", len(b.To), "attempt", b.Attempt, "err", err)
+		h.log.ErrorContext(ctx, "fan-out batch refused", "recipients", len(b.To), "attempt", b.Attempt, "err", err)
 		return rep, err
 	}
-	h.log.Info("fan-out batch", "id", b.ID, "recipients", len(b.To), "attempt", b.Attempt, "delivered", rep.Delivered,
+	h.log.InfoContext(ctx, "fan-out batch", "recipients", len(b.To), "attempt", b.Attempt, "delivered", rep.Delivered,
 		"gone", rep.Gone, "failed", rep.Failed, "handedOn", rep.HandedOn, "duration", time.Since(start).Round(time.Millisecond).String())
 	return rep, nil
 }
@@ -384,17 +441,24 @@ func (h *Handlers) Sweep(ctx context.Context, _ events.EventBridgeEvent) (sweep.
 	if err != nil {
 		return sweep.Report{}, err
 	}
+	ctx, rec := begin(ctx, stageOf(endpoint), "", "")
+	defer h.emit(ctx, rec)
 	ctx, cancel := beforeDeadline(ctx, sweepMargin)
 	defer cancel()
 	start := time.Now()
 	r, err := sw.Run(ctx)
+	rec.AddErrors(protocol.CodePingTimeout.Reason(), int(r.Silent))
+	rec.AddErrors(protocol.CodeIdentifyFailed.Reason(), int(r.Anonymous))
+	rec.Add(telemetry.ConnectionsSwept, float64(r.Gone+r.Silent+r.Anonymous))
 	attrs := []any{"checked", r.Checked, "gone", r.Gone, "young", r.Young, "silent", r.Silent, "anonymous", r.Anonymous,
 		"failed", r.Failed, "duration", time.Since(start).Round(time.Millisecond).String()}
 	if err != nil {
-		h.log.Error("sweep failed", append(attrs, "err", err)...)
+		h.log.ErrorContext(ctx, "sweep failed", append(attrs, "err", err)...)
 		return r, err
 	}
-	h.log.Info("sweep", attrs...)
+	// Only a whole sweep counts every connection.
+	rec.Add(telemetry.ConnectionsLive, float64(r.Checked-r.Gone-r.Silent-r.Anonymous))
+	h.log.InfoContext(ctx, "sweep", attrs...)
 	return r, nil
 }
 

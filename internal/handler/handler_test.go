@@ -34,16 +34,19 @@ import (
 // that are gone or deleted.
 type mgmtServer struct {
 	*httptest.Server
-	mu     sync.Mutex
-	posts  map[string][][]byte
-	calls  []string // "POST <id>" and "DELETE <id>" in order
-	gone   map[string]bool
-	active map[string]time.Time // lastActiveAt that GetConnection reports; default now
-	opened map[string]time.Time // connectedAt that GetConnection reports; default lastActiveAt
+	mu    sync.Mutex
+	posts map[string][][]byte
+	calls []string // "POST <id>" and "DELETE <id>" in order
+	gone  map[string]bool
+	// throttled connections are answered 429 LimitExceededException.
+	throttled map[string]bool
+	active    map[string]time.Time // lastActiveAt that GetConnection reports; default now
+	opened    map[string]time.Time // connectedAt that GetConnection reports; default lastActiveAt
 }
 
 func newMgmtServer(t testing.TB) *mgmtServer {
-	m := &mgmtServer{posts: map[string][][]byte{}, gone: map[string]bool{}, active: map[string]time.Time{}, opened: map[string]time.Time{}}
+	m := &mgmtServer{posts: map[string][][]byte{}, gone: map[string]bool{}, throttled: map[string]bool{},
+		active: map[string]time.Time{}, opened: map[string]time.Time{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /prod/@connections/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -74,6 +77,12 @@ func newMgmtServer(t testing.TB) *mgmtServer {
 		m.calls = append(m.calls, "POST "+id)
 		if m.gone[id] {
 			gone(w)
+			return
+		}
+		if m.throttled[id] {
+			w.Header().Set("X-Amzn-ErrorType", "LimitExceededException")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"message":"Rate exceeded"}`)
 			return
 		}
 		m.posts[id] = append(m.posts[id], body)
@@ -521,6 +530,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		"PING_INTERVAL_MS": "10000", "FANOUT_LIMIT": "32", "SHARD_COUNT": "8", "CACHE_SIZE": "-1",
 		"ITEM_TTL_SECONDS": "9000", "SEND_MAX_ATTEMPTS": "3", "LOG_LEVEL": "debug",
 		"FANOUT_FUNCTION": "stack-fanout", "FANOUT_INLINE_MAX": "500", "FANOUT_BATCH_SIZE": "2000", "FANOUT_POST_RATE": "4000",
+		"METRICS": "off", "METRICS_NAMESPACE": "Mastersocket/stack",
 	}
 	s, err := handler.SettingsFromEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -529,7 +539,8 @@ func TestSettingsFromEnv(t *testing.T) {
 	want := handler.Settings{Table: "tbl", ManagementEndpoint: "https://x/prod", MaxMessageBytes: 65536,
 		PingInterval: 10 * time.Second, FanOut: 32, Shards: 8, CacheSize: -1, ItemTTL: 9000 * time.Second,
 		SendMaxAttempts: 3, LogLevel: slog.LevelDebug,
-		FanOutFunction: "stack-fanout", InlineFanOut: 500, BatchSize: 2000, PostRate: 4000}
+		FanOutFunction: "stack-fanout", InlineFanOut: 500, BatchSize: 2000, PostRate: 4000,
+		MetricsOff: true, MetricsNamespace: "Mastersocket/stack"}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
@@ -548,10 +559,10 @@ func TestSettingsFromEnv(t *testing.T) {
 		t.Errorf("FANOUT_INLINE_MAX=0: got %d, %v; want -1", s.InlineFanOut, err)
 	}
 	bad := map[string]string{"MAX_MESSAGE_BYTES": "131073", "FANOUT_LIMIT": "many", "LOG_LEVEL": "loud", "ITEM_TTL_SECONDS": "3600", "AUTH_CACHE_SECONDS": "3601",
-		"FANOUT_INLINE_MAX": "-1", "FANOUT_BATCH_SIZE": "0", "FANOUT_POST_RATE": "fast"}
+		"FANOUT_INLINE_MAX": "-1", "FANOUT_BATCH_SIZE": "0", "FANOUT_POST_RATE": "fast", "METRICS": "cloudwatch", "METRICS_NAMESPACE": "AWS/Lambda"}
 	_, err = handler.SettingsFromEnv(func(k string) string { return bad[k] })
 	for _, name := range []string{"MAX_MESSAGE_BYTES", "FANOUT_LIMIT", "LOG_LEVEL", "ITEM_TTL_SECONDS", "AUTH_CACHE_SECONDS",
-		"FANOUT_INLINE_MAX", "FANOUT_BATCH_SIZE", "FANOUT_POST_RATE"} {
+		"FANOUT_INLINE_MAX", "FANOUT_BATCH_SIZE", "FANOUT_POST_RATE", "METRICS", "METRICS_NAMESPACE"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("got %v, want an error naming %s", err, name)
 		}

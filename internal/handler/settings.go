@@ -90,6 +90,14 @@ type Settings struct {
 	PostRate int
 	// LogLevel is debug, info, warn or error (LOG_LEVEL); default info.
 	LogLevel slog.Level
+	// MetricsOff turns off the metrics that each invocation writes to
+	// standard output in CloudWatch's embedded metric format (METRICS=off;
+	// default METRICS=emf, on).
+	MetricsOff bool
+	// MetricsNamespace is the CloudWatch namespace of the metrics
+	// (METRICS_NAMESPACE); default Mastersocket. template.yaml sets
+	// Mastersocket/<stack name>, so that two stacks never mix.
+	MetricsNamespace string
 }
 
 // Names of the environment variables that SettingsFromEnv reads.
@@ -114,6 +122,8 @@ const (
 	EnvInlineFanOut        = "FANOUT_INLINE_MAX"
 	EnvBatchSize           = "FANOUT_BATCH_SIZE"
 	EnvPostRate            = "FANOUT_POST_RATE"
+	EnvMetrics             = "METRICS"
+	EnvMetricsNamespace    = "METRICS_NAMESPACE"
 )
 
 // SettingsFromEnv reads Settings through getenv (os.Getenv in the mains).
@@ -176,6 +186,17 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, v))
 		}
+	}
+	switch v := strings.TrimSpace(getenv(EnvMetrics)); v {
+	case "", "emf":
+	case "off":
+		s.MetricsOff = true
+	default:
+		errs = append(errs, fmt.Errorf("%s=%q: want emf or off", EnvMetrics, v))
+	}
+	s.MetricsNamespace = strings.TrimSpace(getenv(EnvMetricsNamespace))
+	if ns := s.MetricsNamespace; len(ns) > 255 || strings.HasPrefix(ns, "AWS/") {
+		errs = append(errs, fmt.Errorf("%s=%q: want at most 255 characters, not starting with AWS/", EnvMetricsNamespace, ns))
 	}
 	return s, errors.Join(errs...)
 }

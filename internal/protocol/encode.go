@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"strconv"
 	"unicode/utf8"
 )
@@ -33,9 +34,9 @@ func (m *Message) Delivery(src Source) []byte {
 	b = append(b, `,"intent":`...)
 	b = appendIntent(b, m.Intent)
 	b = append(b, `,"source":{"id":`...)
-	b = appendString(b, src.ID)
+	b = AppendString(b, src.ID)
 	b = append(b, `,"group":`...)
-	b = appendString(b, src.Group)
+	b = AppendString(b, src.Group)
 	b = append(b, "}}"...)
 	return b
 }
@@ -46,9 +47,9 @@ func (m *Message) Delivery(src Source) []byte {
 func IdentifiedFrame(id, serviceID, group string, pingMillis int) []byte {
 	b := frameStart(OpIdentify, id)
 	b = append(b, `,"data":{"id":`...)
-	b = appendString(b, serviceID)
+	b = AppendString(b, serviceID)
 	b = append(b, `,"group":`...)
-	b = appendString(b, group)
+	b = AppendString(b, group)
 	b = append(b, `,"ping":`...)
 	b = strconv.AppendInt(b, int64(pingMillis), 10)
 	return append(b, "}}"...)
@@ -104,10 +105,38 @@ func ErrorFrame(e *Error) []byte {
 	b = append(b, `,"data":{"code":`...)
 	b = strconv.AppendInt(b, int64(e.Code), 10)
 	b = append(b, `,"reason":`...)
-	b = appendString(b, e.Code.Reason())
+	b = AppendString(b, e.Code.Reason())
 	b = append(b, `,"message":`...)
-	b = appendString(b, e.Message)
+	b = AppendString(b, e.Message)
 	return append(b, "}}"...)
+}
+
+// ErrorCodeOf returns the code of a frame that ErrorFrame made, and false
+// for any other frame (nil included).
+func ErrorCodeOf(frame []byte) (Code, bool) {
+	if !bytes.HasPrefix(frame, []byte(`{"op":`)) || len(frame) < 8 {
+		return 0, false
+	}
+	if op := frame[6]; (op != '0'+byte(OpError) && op != '0'+byte(OpDisconnect)) || (frame[7] != ',' && frame[7] != '}') {
+		return 0, false
+	}
+	// The id, when there is one, is a JSON string: its quotes are
+	// escaped, so the first `,"data":{"code":` is the data's.
+	const data = `,"data":{"code":`
+	i := bytes.Index(frame, []byte(data))
+	if i < 0 {
+		return 0, false
+	}
+	rest := frame[i+len(data):]
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	code, err := strconv.Atoi(string(rest[:n]))
+	if err != nil {
+		return 0, false
+	}
+	return Code(code), true
 }
 
 func frameStart(op Op, id string) []byte {
@@ -116,7 +145,7 @@ func frameStart(op Op, id string) []byte {
 	b = strconv.AppendInt(b, int64(op), 10)
 	if id != "" {
 		b = append(b, `,"id":`...)
-		b = appendString(b, id)
+		b = AppendString(b, id)
 	}
 	return b
 }
@@ -125,25 +154,25 @@ func appendRawOr(b []byte, raw []byte, s string) []byte {
 	if raw != nil {
 		return append(b, raw...)
 	}
-	return appendString(b, s)
+	return AppendString(b, s)
 }
 
 func appendIntent(b []byte, in Intent) []byte {
 	b = append(b, `{"target":`...)
-	b = appendString(b, string(in.Target))
+	b = AppendString(b, string(in.Target))
 	if in.Identifier != "" {
 		b = append(b, `,"identifier":`...)
-		b = appendString(b, in.Identifier)
+		b = AppendString(b, in.Identifier)
 	}
 	return append(b, '}')
 }
 
 const hex = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Unlike encoding/json it leaves
+// AppendString appends s as a JSON string. Unlike encoding/json it leaves
 // <, > and & alone; like it, it writes invalid UTF-8 as U+FFFD and escapes
 // U+2028 and U+2029.
-func appendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -277,7 +277,7 @@ func TestServerFrames(t *testing.T) {
 
 func TestAppendStringMatchesJSON(t *testing.T) {
 	for _, s := range []string{"", "plain", "quote\"back\\slash", "ctl\x00\x01\x1f\n\r\t", "é中😀", "bad\xffutf8", "sep\u2028\u2029", "<&>"} {
-		got := appendString(nil, s)
+		got := AppendString(nil, s)
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Fatalf("%q encoded as %s: %v", s, got, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mastersocket/mastersocket/internal/protocol"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 )
 
 // Dispatcher hands a share of a fan-out to another invocation, which
@@ -159,12 +160,13 @@ func (r *Router) fanOut(ctx context.Context, from, msgID string, frame []byte, l
 	}
 	receipt, firstErr := d.wait()
 	receipt.Queued = queued
+	telemetry.FromContext(ctx).Deliveries(receipt.Delivered, receipt.Gone, receipt.Failed, d.throttled, queued)
 	recipients := receipt.Delivered + receipt.Gone + receipt.Failed
 	if r.log.Enabled(ctx, slog.LevelDebug) { // its arguments would allocate, logged or not
-		r.log.Debug("fan-out done", "recipients", recipients, "gone", receipt.Gone, "failed", receipt.Failed, "queued", queued)
+		r.log.DebugContext(ctx, "fan-out done", "recipients", recipients, "gone", receipt.Gone, "failed", receipt.Failed, "queued", queued)
 	}
 	if receipt.Failed > 0 {
-		r.log.Warn("deliveries failed", "failed", receipt.Failed, "recipients", recipients, "err", firstErr)
+		r.log.WarnContext(ctx, "deliveries failed", "failed", receipt.Failed, "recipients", recipients, "err", firstErr)
 		if receipt.Failed == recipients && queued == 0 && listErr == nil {
 			return receipt, &deliveriesFailed{fmt.Errorf("all %d deliveries failed: %w", receipt.Failed, firstErr)}
 		}
@@ -200,7 +202,7 @@ func (r *Router) dispatch(ctx context.Context, msgID string, frame []byte, to []
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				r.log.Warn("a fan-out batch was not accepted: delivering it here", "id", msgID, "recipients", len(b.To), "err", err)
+				r.log.WarnContext(ctx, "a fan-out batch was not accepted: delivering it here", "recipients", len(b.To), "err", err)
 				refused = append(refused, b.To...)
 				return
 			}
@@ -208,7 +210,7 @@ func (r *Router) dispatch(ctx context.Context, msgID string, frame []byte, to []
 		}()
 	}
 	wg.Wait()
-	r.log.Info("fan-out handed on", "id", msgID, "batches", len(batches), "recipients", queued, "rate", rate)
+	r.log.InfoContext(ctx, "fan-out handed on", "batches", len(batches), "recipients", queued, "rate", rate)
 	return queued, refused
 }
 
@@ -262,6 +264,7 @@ func (r *Router) DeliverBatch(ctx context.Context, b Batch) (BatchReport, error)
 	if b.Gateway != r.cfg.Gateway {
 		return BatchReport{}, fmt.Errorf("batch: for gateway %q, this router serves %q", b.Gateway, r.cfg.Gateway)
 	}
+	start := time.Now()
 	d := r.newDeliveries(ctx, b.Frame, b.Rate)
 	d.keepUndelivered = true
 	for i, id := range b.To {
@@ -284,7 +287,7 @@ func (r *Router) DeliverBatch(ctx context.Context, b Batch) (BatchReport, error)
 			if err == nil {
 				handedOn = true
 			} else {
-				r.log.Error("handing on the rest of a batch failed", "id", b.ID, "recipients", len(rest), "err", err)
+				r.log.ErrorContext(ctx, "handing on the rest of a batch failed", "recipients", len(rest), "err", err)
 			}
 		}
 		if handedOn {
@@ -293,11 +296,14 @@ func (r *Router) DeliverBatch(ctx context.Context, b Batch) (BatchReport, error)
 			rep.Failed += len(rest)
 		}
 	}
+	rec := telemetry.FromContext(ctx)
+	rec.Deliveries(rep.Delivered, rep.Gone, rep.Failed, d.throttled, rep.HandedOn)
+	rec.FanOut(telemetry.TargetBatch, len(b.To), time.Since(start))
 	if rep.Failed > 0 {
-		r.log.Warn("batch deliveries failed", "id", b.ID, "failed", rep.Failed, "recipients", len(b.To), "attempt", b.Attempt, "err", firstErr)
+		r.log.WarnContext(ctx, "batch deliveries failed", "failed", rep.Failed, "recipients", len(b.To), "attempt", b.Attempt, "err", firstErr)
 	}
 	if r.log.Enabled(ctx, slog.LevelDebug) {
-		r.log.Debug("batch done", "id", b.ID, "recipients", len(b.To), "delivered", rep.Delivered, "gone", rep.Gone,
+		r.log.DebugContext(ctx, "batch done", "recipients", len(b.To), "delivered", rep.Delivered, "gone", rep.Gone,
 			"failed", rep.Failed, "handedOn", rep.HandedOn, "attempt", b.Attempt)
 	}
 	return rep, nil
@@ -330,8 +336,11 @@ type deliveries struct {
 
 	mu                      sync.Mutex
 	delivered, gone, failed int
-	firstErr                error
-	undelivered             []string
+	// throttled counts the posts refused with ErrThrottled, whether
+	// handed on or failed.
+	throttled   int
+	firstErr    error
+	undelivered []string
 	// inline and rest are fanOut's: the recipients it posts to itself,
 	// and those it keeps for the Dispatcher.
 	inline int
@@ -523,6 +532,9 @@ func (d *deliveries) handOn(ids ...string) {
 func (d *deliveries) count(to Member, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if errors.Is(err, ErrThrottled) {
+		d.throttled++
+	}
 	switch {
 	case err == nil:
 		d.delivered++

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mastersocket/mastersocket/internal/protocol"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 )
 
 // route delivers an EVENT or REPLY to its intent's targets, never to the
@@ -25,8 +27,10 @@ func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([
 		}
 		return errorFrame(protocol.CodeUnauthorized, m.ID, "IDENTIFY before sending %s", m.Op), nil
 	}
+	rec := telemetry.FromContext(ctx)
 	if m.Op == protocol.OpEvent && m.ID == "" {
 		m.SetID(r.cfg.NewID())
+		rec.SetMessageID(m.ID)
 	}
 	frame := m.Delivery(protocol.Source{ID: id.ServiceID, Group: id.Group})
 	if len(frame) > MaxDeliveryBytes {
@@ -40,6 +44,7 @@ func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([
 		receipt protocol.Receipt
 		reply   []byte
 	)
+	start := time.Now()
 	switch m.Intent.Target {
 	case protocol.TargetDirect:
 		receipt, reply, err = r.direct(ctx, req.ConnectionID, m, frame)
@@ -52,10 +57,13 @@ func (r *Router) route(ctx context.Context, req Request, m *protocol.Message) ([
 			return r.store.AllMembers(ctx, fn)
 		})
 	}
+	if rec != nil && m.Intent.Target != protocol.TargetDirect {
+		rec.FanOut(string(m.Intent.Target), receipt.Delivered+receipt.Gone+receipt.Failed+receipt.Queued, time.Since(start))
+	}
 	if m.Ack && isDeliveriesFailed(err) {
 		// The sender asked what became of its message: the receipt says
 		// it (failed: N), rather than a gateway error without an id.
-		r.log.Warn("no delivery of an acknowledged message succeeded", "connection", req.ConnectionID, "id", m.ID, "err", err)
+		r.log.WarnContext(ctx, "no delivery of an acknowledged message succeeded", "err", err)
 		err = nil
 	}
 	if err != nil || reply != nil || !m.Ack {
@@ -106,12 +114,20 @@ func (r *Router) direct(ctx context.Context, from string, m *protocol.Message, f
 		return protocol.Receipt{}, nil, nil // the sender never receives its own message
 	}
 	err := r.sender.Send(ctx, to, frame)
+	rec := telemetry.FromContext(ctx)
 	if errors.Is(err, ErrGone) {
+		rec.Deliveries(0, 1, 0, 0, 0)
 		r.forgetGone(ctx, to, serviceID)
 		return notFound()
 	}
 	if err != nil {
+		throttled := 0
+		if errors.Is(err, ErrThrottled) {
+			throttled = 1
+		}
+		rec.Deliveries(0, 0, 1, throttled, 0)
 		return protocol.Receipt{Failed: 1}, nil, &deliveriesFailed{fmt.Errorf("deliver to %s: %w", to, err)}
 	}
+	rec.Deliveries(1, 0, 0, 0, 0)
 	return protocol.Receipt{Delivered: 1}, nil, nil
 }

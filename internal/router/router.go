@@ -18,6 +18,7 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/lru"
 	"github.com/mastersocket/mastersocket/internal/protocol"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 	"github.com/mastersocket/mastersocket/internal/token"
 )
 
@@ -316,16 +317,26 @@ type Request struct {
 // caller's: Handle keeps no reference to it. Expected failures
 // (bad input, unknown targets) are answered with an ERROR frame and a nil
 // error; an error means a dependency (the registry, the gateway) failed.
+//
+// When ctx carries a telemetry.Record, Handle counts the message (by op and
+// target), its IDENTIFY outcome, its deliveries and the ERROR it answers
+// with, and sets the service and message ids its log lines carry.
 func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err error) {
 	var msgID string
+	rec := telemetry.FromContext(ctx)
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("panic while handling a message", "connection", req.ConnectionID,
-				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			r.log.ErrorContext(ctx, "panic while handling a message", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			reply, err = protocol.ErrorFrame(&protocol.Error{
 				Code: protocol.CodeUnknownError, Message: "internal error", ID: msgID}), nil
 		}
+		if code, ok := protocol.ErrorCodeOf(reply); ok {
+			rec.ErrorSent(code.Reason())
+		}
 	}()
+	if req.Identity != nil {
+		rec.SetService(req.Identity.ServiceID)
+	}
 
 	if req.ConnectedAt.IsZero() {
 		// API Gateway always sends connectedAt; without it, expiry would
@@ -333,6 +344,7 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err err
 		req.ConnectedAt = r.cfg.Now()
 	}
 	if len(req.Body) > r.cfg.MaxMessageBytes {
+		rec.Message(telemetry.OpInvalid, telemetry.TargetNone, "")
 		return errorFrame(protocol.CodeMessageTooBig, "",
 			"message of %d bytes is over the limit of %d bytes", len(req.Body), r.cfg.MaxMessageBytes), nil
 	}
@@ -347,10 +359,19 @@ func (r *Router) Handle(ctx context.Context, req Request) (reply []byte, err err
 			return nil, err
 		}
 		if read && m.Op == protocol.OpIdentify {
+			rec.Message(m.Op.String(), telemetry.TargetNone, msgID)
 			pe.Code = protocol.CodeIdentifyFailed
-			return r.identifyFailed(ctx, req, pe)
+			return r.identifyFailed(ctx, req, pe, telemetry.OutcomeMalformed)
 		}
+		rec.Message(telemetry.OpInvalid, telemetry.TargetNone, msgID)
 		return protocol.ErrorFrame(pe), nil
+	}
+	if rec != nil {
+		target := telemetry.TargetNone
+		if m.Intent.Target != "" {
+			target = string(m.Intent.Target)
+		}
+		rec.Message(m.Op.String(), target, m.ID)
 	}
 
 	switch m.Op {
@@ -392,24 +413,28 @@ func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message)
 		}
 		// Anonymous: a missing token fails below like any bad IDENTIFY.
 	}
+	rec := telemetry.FromContext(ctx)
 	if _, ok := r.identities.Get(req.ConnectionID); ok || req.Identity != nil {
+		rec.Identify(telemetry.OutcomeAlreadyIdentified)
 		return errorFrame(protocol.CodeAlreadyIdentified, m.ID, "this connection has already identified"), nil
 	}
 	if pe := r.pastIdentifyDeadline(req); pe != nil {
 		pe.ID = m.ID
-		return r.identifyFailed(ctx, req, pe)
+		return r.identifyFailed(ctx, req, pe, telemetry.OutcomeLate)
 	}
 	idf, err := protocol.ParseIdentify(m.Data)
+	outcome := telemetry.OutcomeMalformed
 	if err == nil {
-		err = r.checkToken(ctx, idf)
+		outcome, err = r.checkToken(ctx, idf)
 	}
 	if err != nil {
 		var pe *protocol.Error
 		if !errors.As(err, &pe) {
+			rec.Identify(telemetry.OutcomeError)
 			return nil, err
 		}
 		pe.ID = m.ID
-		return r.identifyFailed(ctx, req, pe)
+		return r.identifyFailed(ctx, req, pe, outcome)
 	}
 
 	now := r.cfg.Now()
@@ -421,15 +446,19 @@ func (r *Router) identify(ctx context.Context, req Request, m *protocol.Message)
 	}
 	switch err := r.store.Identify(ctx, c); {
 	case errors.Is(err, ErrAlreadyIdentified):
+		rec.Identify(telemetry.OutcomeAlreadyIdentified)
 		return errorFrame(protocol.CodeAlreadyIdentified, m.ID, "this connection has already identified"), nil
 	case errors.Is(err, ErrNotFound):
 		return r.identifyFailed(ctx, req, &protocol.Error{
-			Code: protocol.CodeIdentifyFailed, Message: "connection is not registered", ID: m.ID})
+			Code: protocol.CodeIdentifyFailed, Message: "connection is not registered", ID: m.ID}, telemetry.OutcomeNotRegistered)
 	case err != nil:
+		rec.Identify(telemetry.OutcomeError)
 		return nil, fmt.Errorf("identify connection %s: %w", req.ConnectionID, err)
 	}
 	r.identities.Add(c.ID, *c.Identity)
 	r.services.Add(c.Identity.ServiceID, c.ID)
+	rec.Identify(telemetry.OutcomeOK)
+	rec.SetService(c.Identity.ServiceID)
 	return protocol.IdentifiedFrame(m.ID, c.Identity.ServiceID, c.Identity.Group,
 		int(r.cfg.PingInterval/time.Millisecond)), nil
 }
@@ -445,37 +474,43 @@ func (r *Router) pastIdentifyDeadline(req Request) *protocol.Error {
 		r.cfg.IdentifyTimeout, age.Round(time.Second))
 }
 
-// checkToken returns an IDENTIFY_FAILED *protocol.Error unless the token
-// exists, has not expired and allows the group.
-func (r *Router) checkToken(ctx context.Context, idf protocol.Identify) error {
+// checkToken returns an IDENTIFY_FAILED *protocol.Error, with the
+// telemetry outcome that names it, unless the token exists, has not
+// expired and allows the group.
+func (r *Router) checkToken(ctx context.Context, idf protocol.Identify) (outcome string, err error) {
 	h := token.HashOf(idf.Token)
 	t, err := r.store.Token(ctx, h)
 	if errors.Is(err, ErrNotFound) || (err == nil && !t.Matches(h)) {
-		return protocol.Errorf(protocol.CodeIdentifyFailed, "invalid token")
+		return telemetry.OutcomeInvalidToken, protocol.Errorf(protocol.CodeIdentifyFailed, "invalid token")
 	}
 	if err != nil {
-		return fmt.Errorf("look up token: %w", err)
+		return telemetry.OutcomeError, fmt.Errorf("look up token: %w", err)
 	}
 	if t.Expired(r.cfg.Now()) {
-		return protocol.Errorf(protocol.CodeIdentifyFailed, "token has expired")
+		return telemetry.OutcomeExpiredToken, protocol.Errorf(protocol.CodeIdentifyFailed, "token has expired")
 	}
 	if !t.Allows(idf.Group) {
-		return protocol.Errorf(protocol.CodeIdentifyFailed, "token does not allow group %q", idf.Group)
+		return telemetry.OutcomeGroupNotAllowed, protocol.Errorf(protocol.CodeIdentifyFailed, "token does not allow group %q", idf.Group)
 	}
-	return nil
+	return telemetry.OutcomeOK, nil
 }
 
 // identifyFailed answers a failed IDENTIFY: ALREADY_IDENTIFIED if the
 // connection has identified before (a second IDENTIFY never costs a good
-// connection its life), otherwise the fatal IDENTIFY_FAILED.
-func (r *Router) identifyFailed(ctx context.Context, req Request, pe *protocol.Error) ([]byte, error) {
+// connection its life), otherwise the fatal IDENTIFY_FAILED. outcome names
+// the failure in the telemetry.
+func (r *Router) identifyFailed(ctx context.Context, req Request, pe *protocol.Error, outcome string) ([]byte, error) {
+	rec := telemetry.FromContext(ctx)
 	_, known, err := r.identity(ctx, req)
 	if err != nil {
+		rec.Identify(telemetry.OutcomeError)
 		return nil, err
 	}
 	if known {
+		rec.Identify(telemetry.OutcomeAlreadyIdentified)
 		return errorFrame(protocol.CodeAlreadyIdentified, pe.ID, "this connection has already identified"), nil
 	}
+	rec.Identify(outcome)
 	return nil, r.closeWith(ctx, req.ConnectionID, pe)
 }
 
@@ -485,6 +520,7 @@ func (r *Router) closeWith(ctx context.Context, connID string, pe *protocol.Erro
 	if err := r.sender.Send(ctx, connID, protocol.ErrorFrame(pe)); err != nil && !errors.Is(err, ErrGone) {
 		return fmt.Errorf("send DISCONNECT to %s: %w", connID, err)
 	}
+	telemetry.FromContext(ctx).ErrorSent(pe.Code.Reason())
 	if err := r.sender.Close(ctx, connID); err != nil {
 		return fmt.Errorf("close %s: %w", connID, err)
 	}
@@ -511,6 +547,7 @@ func (r *Router) identity(ctx context.Context, req Request) (Identity, bool, err
 	}
 	connID := req.ConnectionID
 	if id, ok := r.identities.Get(connID); ok {
+		telemetry.FromContext(ctx).SetService(id.ServiceID)
 		return id, true, nil
 	}
 	c, err := r.store.Connection(ctx, connID)
@@ -524,6 +561,7 @@ func (r *Router) identity(ctx context.Context, req Request) (Identity, bool, err
 		return Identity{}, false, nil
 	}
 	r.identities.Add(connID, *c.Identity)
+	telemetry.FromContext(ctx).SetService(c.Identity.ServiceID)
 	return *c.Identity, true, nil
 }
 
@@ -540,13 +578,13 @@ func (r *Router) forgetCached(connID string) {
 // Config.HandshakeGrace).
 func (r *Router) forgetGone(ctx context.Context, connID, serviceID string) {
 	if c, err := r.store.Connection(ctx, connID); err == nil && r.cfg.Now().Sub(c.ConnectedAt) < r.cfg.HandshakeGrace {
-		r.log.Debug("a young connection is gone at the gateway: left to its $disconnect or the sweeper", "connection", connID)
+		r.log.DebugContext(ctx, "a young connection is gone at the gateway: left to its $disconnect or the sweeper", "recipient", connID)
 		return
 	}
 	if serviceID != "" {
 		r.services.Remove(serviceID)
 	}
 	if err := r.Disconnect(ctx, connID); err != nil {
-		r.log.Warn("removing a gone connection failed", "connection", connID, "err", err)
+		r.log.WarnContext(ctx, "removing a gone connection failed", "recipient", connID, "err", err)
 	}
 }

@@ -605,6 +605,10 @@ func (r envResolver) environment(fn template.Function) (map[string]string, error
 		val = strings.ReplaceAll(val, "wss://"+domain, "ws://"+r.addr)
 		out[k] = val
 	}
+	// The functions write no metrics here: a line of embedded metric
+	// format per invocation would fill the local gateway's log, and no
+	// CloudWatch reads it (the inspector page shows the traffic).
+	out[handler.EnvMetrics] = "off"
 	return out, nil
 }
 
