@@ -23,6 +23,7 @@ import (
 
 	"github.com/mastersocket/mastersocket/internal/protocol"
 	"github.com/mastersocket/mastersocket/internal/router"
+	"github.com/mastersocket/mastersocket/internal/telemetry"
 )
 
 // Registry is the part of the connection registry a sweep needs.
@@ -187,7 +188,7 @@ func (s *Sweeper) Run(ctx context.Context) (Report, error) {
 				n.checked.Add(1)
 				if err := s.check(ctx, c, &n); err != nil {
 					n.failed.Add(1)
-					s.cfg.Logger.Warn("sweep: check failed", "connection", c.ID, "err", err)
+					s.cfg.Logger.Warn("sweep: check failed", telemetry.LogConnectionID, c.ID, "err", err)
 				}
 			}()
 		}
@@ -217,7 +218,7 @@ func (s *Sweeper) check(ctx context.Context, c router.Connection, n *counters) e
 			return fmt.Errorf("remove gone connection: %w", err)
 		}
 		n.gone.Add(1)
-		s.cfg.Logger.Info("sweep: removed a connection the gateway does not have", "connection", c.ID)
+		s.cfg.Logger.Info("sweep: removed a connection the gateway does not have", telemetry.LogConnectionID, c.ID)
 		return nil
 	}
 	if err != nil {
@@ -250,7 +251,7 @@ func (s *Sweeper) check(ctx context.Context, c router.Connection, n *counters) e
 			return err
 		}
 		n.anonymous.Add(1)
-		s.cfg.Logger.Info("sweep: closed a connection that did not identify", "connection", c.ID, "age", age.Round(time.Millisecond).String())
+		s.cfg.Logger.Info("sweep: closed a connection that did not identify", telemetry.LogConnectionID, c.ID, "age", age.Round(time.Millisecond).String())
 		return nil
 	}
 	limit := 2 * s.cfg.PingInterval
@@ -264,7 +265,7 @@ func (s *Sweeper) check(ctx context.Context, c router.Connection, n *counters) e
 		return err
 	}
 	n.silent.Add(1)
-	s.cfg.Logger.Info("sweep: closed a silent connection", "connection", c.ID, "service", c.Identity.ServiceID,
+	s.cfg.Logger.Info("sweep: closed a silent connection", telemetry.LogConnectionID, c.ID, telemetry.LogServiceID, c.Identity.ServiceID,
 		"silent", silent.Round(time.Millisecond).String())
 	return nil
 }
