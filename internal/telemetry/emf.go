@@ -126,8 +126,9 @@ func (e *Emitter) appendDoc(b []byte, rec *Record, ts int64, set [numMetrics]boo
 	}
 	b = append(b, "]}"...)
 
-	// The dimensions' values.
-	b = appendMember(b, DimStage, rec.stage)
+	// The dimensions' values: CloudWatch drops a document with an empty
+	// one.
+	b = appendMember(b, DimStage, orNone(rec.stage))
 	if set[Messages] {
 		b = appendMember(b, DimOp, orNone(rec.op))
 	}
@@ -135,7 +136,7 @@ func (e *Emitter) appendDoc(b []byte, rec *Record, ts int64, set [numMetrics]boo
 		b = appendMember(b, DimTarget, orNone(rec.target))
 	}
 	if set[Identifies] {
-		b = appendMember(b, DimOutcome, rec.outcome)
+		b = appendMember(b, DimOutcome, orNone(rec.outcome))
 	}
 	if code != nil {
 		b = appendMember(b, DimCode, code.code)
