@@ -226,11 +226,22 @@ func (c *conn) send(op ws.OpCode, payload []byte) error {
 // not reading), the gateway drops the client, as it drops one that leaves a
 // frame unread for WriteTimeout, so that a client that does not read costs
 // only itself and never holds an invocation slot.
-func (c *conn) reply(payload []byte) {
-	switch err := c.send(ws.OpText, payload); {
-	case errors.Is(err, errBusy):
+// It returns send's error.
+func (c *conn) reply(payload []byte) error {
+	err := c.send(ws.OpText, payload)
+	if errors.Is(err, errBusy) {
 		c.g.log.Info("SLOW", "conn", c.id, "queued", len(c.out), "bytes", c.queued.Load())
 		c.shutdown(0, "", closeAbnormal, "")
+	}
+	return err
+}
+
+// replyObserved is reply, reported to the observer, if any, as a frame
+// sent via via.
+func (c *conn) replyObserved(payload []byte, via string) {
+	err := c.reply(payload)
+	if c.g.cfg.Observer != nil {
+		c.g.observe(Observation{Kind: ObservedSend, ConnectionID: c.id, Via: via, Body: payload, Size: len(payload), Status: sendStatus(err)})
 	}
 }
 
@@ -475,7 +486,7 @@ func (c *conn) reader() {
 		}
 		go func(msg []byte) {
 			defer c.g.endInvocation()
-			c.g.handleMessage(c, msg)
+			c.g.handleMessage(c, msg, false)
 		}(msg)
 		msg = nil
 	}
@@ -511,6 +522,9 @@ func (c *conn) shutdown(sendCode ws.StatusCode, sendReason string, discCode int,
 			c.nc.Close()
 			return
 		}
+		if c.g.cfg.Observer != nil {
+			c.g.observe(Observation{Kind: ObservedClose, ConnectionID: c.id, Code: discCode, Reason: discReason})
+		}
 		go func() {
 			defer c.g.sessions.Done()
 			c.g.disconnect(c, discCode, discReason)
@@ -520,12 +534,17 @@ func (c *conn) shutdown(sendCode ws.StatusCode, sendReason string, discCode int,
 
 // handleMessage routes one message and invokes its function; the function's
 // response body goes back to the client when the route has a route response.
-func (g *Gateway) handleMessage(c *conn, msg []byte) {
+// injected says that Inject handed it in.
+func (g *Gateway) handleMessage(c *conn, msg []byte, injected bool) {
 	route, ok := g.route(msg)
+	if g.cfg.Observer != nil {
+		g.observe(Observation{Kind: ObservedMessage, ConnectionID: c.id, Route: route.Key, Function: route.Function,
+			Injected: injected, Body: msg, Size: len(msg)})
+	}
 	ev := g.messageEvent(c, route.Key, msg)
 	if !ok {
 		g.log.Info("MESSAGE", "conn", c.id, "route", "(none)", "status", 403)
-		c.reply(gatewayMessage("Forbidden", c.id, ev.RequestContext.RequestID))
+		c.replyObserved(gatewayMessage("Forbidden", c.id, ev.RequestContext.RequestID), ViaGateway)
 		return
 	}
 	start := time.Now()
@@ -536,16 +555,19 @@ func (g *Gateway) handleMessage(c *conn, msg []byte) {
 	}
 	if err != nil {
 		g.log.Info("MESSAGE", append(attrs, errAttr(err))...)
+		if g.cfg.Observer != nil {
+			g.observe(Observation{Kind: ObservedInvokeError, ConnectionID: c.id, Route: route.Key, Function: route.Function, Err: err})
+		}
 		text := "Internal server error"
 		if errors.Is(err, context.DeadlineExceeded) {
 			text = "Endpoint request timed out"
 		}
-		c.reply(gatewayMessage(text, c.id, ev.RequestContext.RequestID))
+		c.replyObserved(gatewayMessage(text, c.id, ev.RequestContext.RequestID), ViaGateway)
 		return
 	}
 	g.log.Info("MESSAGE", attrs...)
 	if route.RouteResponse && resp.Body != "" {
-		c.reply([]byte(resp.Body))
+		c.replyObserved([]byte(resp.Body), ViaRouteResponse)
 	}
 }
 
@@ -559,6 +581,9 @@ func (g *Gateway) disconnect(c *conn, code int, reason string) {
 	ev := g.disconnectEvent(c, code, reason)
 	start := time.Now()
 	resp, err := g.invoke(g.ctx, c, route, &ev, "DISCONNECT")
+	if err != nil && g.cfg.Observer != nil {
+		g.observe(Observation{Kind: ObservedInvokeError, ConnectionID: c.id, Route: route.Key, Function: route.Function, Err: err})
+	}
 	g.log.Info("DISCONNECT", "conn", c.id, "code", code, "reason", reason, "function", route.Function,
 		"status", resp.StatusCode, "duration", ms(time.Since(start)), errAttr(err))
 }

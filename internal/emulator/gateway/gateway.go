@@ -145,6 +145,14 @@ type Config struct {
 	// Sec-WebSocket-Protocol, names with token, secret, key...) replaced.
 	// Default RedactSecrets.
 	Redact func(string) string
+	// Observer, if set, is told of every connection, message, frame sent,
+	// management DELETE and failed invocation (see Observer). Default nil:
+	// nothing is reported, at no cost.
+	Observer Observer
+	// Home, if set, serves requests for exactly "/" on the gateway's port
+	// (a page for people, such as the local inspector). Default nil: "/"
+	// is refused with 403 Forbidden, as every path outside the stage.
+	Home http.Handler
 }
 
 func (c *Config) setDefaults() error {
@@ -169,6 +177,9 @@ func (c *Config) setDefaults() error {
 	}
 	if strings.ContainsAny(c.Stage, "/ ") {
 		return fmt.Errorf("localgw: stage %q must not contain / or spaces", c.Stage)
+	}
+	if err := c.checkReserved(); err != nil {
+		return err
 	}
 	if c.APIID == "" {
 		c.APIID = "local"
@@ -398,6 +409,9 @@ func (g *Gateway) Close() error {
 		g.mu.Lock()
 		g.closing = true
 		g.mu.Unlock()
+		if g.cfg.Observer != nil {
+			g.observe(Observation{Kind: ObservedShutdown})
+		}
 		g.hsCancel()
 		g.handshakes.Wait() // handshakes under way finish: connected or refused
 		g.mu.RLock()
@@ -511,7 +525,8 @@ func (g *Gateway) sort(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if strings.Contains(req.path, "/@connections") || g.otherAPI(req.path) != nil { // any stage's: the API answers ForbiddenException for others
+	if strings.Contains(req.path, "/@connections") || g.otherAPI(req.path) != nil || // any stage's: the API answers ForbiddenException for others
+		(req.path == "/" && g.cfg.Home != nil) {
 
 		nc.SetReadDeadline(time.Time{})
 		if !g.mgmtLn.deliver(&replayConn{Conn: nc, r: io.MultiReader(strings.NewReader(raw), br)}) {

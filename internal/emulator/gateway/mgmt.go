@@ -64,24 +64,29 @@ func (g *Gateway) postToConnection(w http.ResponseWriter, r *http.Request, id st
 		awsError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException",
 			"Request body exceeds the maximum size of "+strconv.Itoa(max)+" bytes")
 		g.logCall("POST", id, http.StatusRequestEntityTooLarge, size)
+		g.observeCall(ObservedSend, id, http.StatusRequestEntityTooLarge, nil, size)
 		return
 	}
 	c, ok := g.lookup(id)
 	if !ok {
 		awsError(w, http.StatusGone, "GoneException", "")
 		g.logCall("POST", id, http.StatusGone, len(body))
+		g.observeCall(ObservedSend, id, http.StatusGone, body, len(body))
 		return
 	}
 	switch err := c.send(ws.OpText, body); {
 	case errors.Is(err, errBusy):
 		awsError(w, http.StatusTooManyRequests, "LimitExceededException", "the client is not reading fast enough")
 		g.logCall("POST", id, http.StatusTooManyRequests, len(body))
+		g.observeCall(ObservedSend, id, http.StatusTooManyRequests, body, len(body))
 	case err != nil:
 		awsError(w, http.StatusGone, "GoneException", "")
 		g.logCall("POST", id, http.StatusGone, len(body))
+		g.observeCall(ObservedSend, id, http.StatusGone, body, len(body))
 	default:
 		w.WriteHeader(http.StatusOK)
 		g.logCall("POST", id, http.StatusOK, len(body))
+		g.observeCall(ObservedSend, id, http.StatusOK, body, len(body))
 	}
 }
 
@@ -131,11 +136,24 @@ func (g *Gateway) deleteConnection(w http.ResponseWriter, id string) {
 	if !ok {
 		awsError(w, http.StatusGone, "GoneException", "")
 		g.logCall("DELETE", id, http.StatusGone, 0)
+		g.observeCall(ObservedDelete, id, http.StatusGone, nil, 0)
 		return
 	}
 	c.shutdown(closeNormal, "", int(closeNormal), "Connection Closed Normally")
 	w.WriteHeader(http.StatusNoContent)
 	g.logCall("DELETE", id, http.StatusNoContent, 0)
+	g.observeCall(ObservedDelete, id, http.StatusNoContent, nil, 0)
+}
+
+// observeCall reports a POST or DELETE to the observer, if any.
+func (g *Gateway) observeCall(kind ObservationKind, id string, status int, body []byte, size int) {
+	if g.cfg.Observer != nil {
+		o := Observation{Kind: kind, ConnectionID: id, Status: status, Body: body, Size: size}
+		if kind == ObservedSend {
+			o.Via = ViaPost
+		}
+		g.observe(o)
+	}
 }
 
 // logCall logs a management API call: always when it failed, and every call

@@ -75,13 +75,17 @@ func (t *Throttle) Wrap(h http.Handler) http.Handler {
 }
 
 // apiHandler serves the management API, behind cfg.ManagementThrottle,
-// and the other APIs of cfg.APIs by path prefix.
+// the other APIs of cfg.APIs by path prefix, and cfg.Home at "/".
 func (g *Gateway) apiHandler() http.Handler {
 	mgmt := g.cfg.ManagementThrottle.Wrap(g.mgmtHandler())
-	if len(g.cfg.APIs) == 0 {
+	if len(g.cfg.APIs) == 0 && g.cfg.Home == nil {
 		return mgmt
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && g.cfg.Home != nil {
+			g.cfg.Home.ServeHTTP(w, r)
+			return
+		}
 		if h := g.otherAPI(r.URL.Path); h != nil {
 			h.ServeHTTP(w, r)
 			return
