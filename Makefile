@@ -1,6 +1,7 @@
 # mastersocket — the two commands a new user runs: `make run` and `make test`.
 # Everything the tests need is installed by the targets below (DynamoDB Local
-# through scripts/dynamodb-local.sh, Go tools through go.mod's tool directive).
+# through scripts/dynamodb-local.sh, headless Chromium through
+# scripts/chromium.sh, Go tools through go.mod's tool directive).
 
 GO        ?= go
 # How `make test` prints results: testdox (one line per test), pkgname, testname, dots...
@@ -10,7 +11,7 @@ LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 FUNCTIONS    := connect disconnect message sweeper authorizer fanout
 
-.PHONY: run test test-short bench soak fuzz lint build sam-build dynamodb-local localstack-test clean help
+.PHONY: run test test-short bench screenshot soak fuzz lint build sam-build dynamodb-local localstack-test clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,7 +19,8 @@ help: ## list the targets
 run: ## the local gateway on the embedded in-memory store (flags: make run ARGS="--verbose")
 	$(GO) run ./cmd/localgw $(ARGS)
 
-test: ## the whole suite with -race, DynamoDB Local included (fetched once, started and stopped here)
+test: ## the whole suite with -race, DynamoDB Local and headless Chromium included (installed once, started and stopped here)
+	scripts/chromium.sh
 	scripts/dynamodb-local.sh run $(GO) tool gotestsum --format $(TEST_FORMAT) -- -race -count=1 ./...
 
 test-short: ## the suite without DynamoDB Local (tests that need it are skipped)
@@ -46,6 +48,10 @@ bench: ## benchmarks, one table and docs/BENCHMARKS.md: DynamoDB work per messag
 	@$(GO) run ./cmd/benchreport -in $(BENCH_OUT) -out $(BENCH_DOC) -plots $(BENCH_PLOTS); status=$$?; \
 	if grep -q '^exit: [1-9]' $(BENCH_OUT); then echo "make bench: a benchmark command failed (exit: above); its rows say not measured"; status=1; fi; \
 	rm -f $(BENCH_OUT); exit $$status
+
+screenshot: ## docs/inspector.png: the inspector page with two services and a GROUP message, taken by its test in headless Chromium
+	scripts/chromium.sh
+	INSPECTOR_SCREENSHOT=$(CURDIR)/docs/inspector.png $(GO) test -count=1 -run 'TestTheInspectorPage' ./internal/emulator/inspector/
 
 soak: ## 1,000 connections on the local gateway for about 3 minutes with closes, drops, freezes and reconnects under traffic (ARGS="--duration 30s --connections 200")
 	$(GO) run ./cmd/soak $(ARGS)

@@ -4,9 +4,10 @@
 //
 //	go run ./cmd/localgw [flags]
 //
-// It prints the WebSocket URL, the management endpoint and a token that
-// IDENTIFY accepts for every group, then logs one line per connection event
-// and invocation. SIGINT or SIGTERM stops it, closing every connection.
+// It prints the WebSocket URL, the management endpoint, the inspector page's
+// address (unless --inspector=false) and a token that IDENTIFY accepts for
+// every group, then logs one line per connection event and invocation.
+// SIGINT or SIGTERM stops it, closing every connection.
 package main
 
 import (
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&mgmtLatency, "management-latency", 0, "answer every @connections call this late, as AWS does from Lambda (about 20ms)")
 	fs.IntVar(&mgmtRate, "management-rate", 0, "refuse @connections calls beyond this many per second with 429, as AWS's account quota (10000) does; 0: no limit")
 	fs.BoolVar(&o.Verbose, "verbose", false, "log message and response bodies, events and every @connections call (secrets redacted)")
+	fs.BoolVar(&o.Inspector, "inspector", true, "serve the inspector page at http://ADDR/ (live connections, groups, messages, errors, and a form to send frames); --inspector=false turns it off")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

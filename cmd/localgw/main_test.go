@@ -184,3 +184,53 @@ func TestParameterOverridesTakeQuotedValues(t *testing.T) {
 		}
 	}
 }
+
+// TestTheInspectorIsOnByDefaultAndCanBeTurnedOff: the startup output names
+// the inspector page, which answers; with --inspector=false it is neither
+// printed nor served ("/" is refused as before).
+func TestTheInspectorIsOnByDefaultAndCanBeTurnedOff(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		flags  []string
+		status int
+	}{
+		{"by default", nil, http.StatusOK},
+		{"--inspector=false", []string{"--inspector=false"}, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr syncBuffer
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			args := append([]string{"--addr", "127.0.0.1:0", "--template", "../../template.yaml", "--token", "mst_cmd-test"}, tc.flags...)
+			go func() { done <- run(ctx, args, &stdout, &stderr) }()
+			defer func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Errorf("run: %v", err)
+				}
+			}()
+			ws := regexp.MustCompile(`ws://(127\.0\.0\.1:\d+)/dev`)
+			deadline := time.Now().Add(10 * time.Second)
+			for ws.FindString(stdout.String()) == "" {
+				if time.Now().After(deadline) {
+					t.Fatalf("no URL printed; stdout %q stderr %q", stdout.String(), stderr.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			out := stdout.String()
+			addr := ws.FindStringSubmatch(out)[1]
+			line := "\n  Inspector      http://" + addr + "/\n"
+			if printed := strings.Contains(out, line); printed != (tc.status == http.StatusOK) {
+				t.Errorf("the inspector line %q printed: %v, want %v:\n%s", line, printed, !printed, out)
+			}
+			resp, err := http.Get("http://" + addr + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Errorf("GET /: %d, want %d", resp.StatusCode, tc.status)
+			}
+		})
+	}
+}

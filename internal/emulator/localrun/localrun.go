@@ -27,6 +27,7 @@ import (
 	"github.com/mastersocket/mastersocket/internal/asyncinvoke"
 	"github.com/mastersocket/mastersocket/internal/dynamostore"
 	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
+	"github.com/mastersocket/mastersocket/internal/emulator/inspector"
 	"github.com/mastersocket/mastersocket/internal/emulator/lambdaapi"
 	"github.com/mastersocket/mastersocket/internal/emulator/lambdart"
 	"github.com/mastersocket/mastersocket/internal/emulator/template"
@@ -108,6 +109,11 @@ type Options struct {
 	AsyncRetryDelays []time.Duration
 	// Verbose logs bodies and every management API call.
 	Verbose bool
+	// Inspector serves the inspector page at http://ADDR/ (package
+	// inspector): live connections, groups, messages and errors, and a
+	// form to send frames. Default false: "/" is refused as any path
+	// outside the stage (cmd/localgw turns it on unless --inspector=false).
+	Inspector bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -136,6 +142,7 @@ type Server struct {
 	buildDir  string // this run's own build folder, removed on Close
 
 	lambda    *lambdaapi.API
+	inspector *inspector.Inspector // nil when off
 	lease     tokenLease
 	pools     []*lambdart.Pool
 	stop      context.CancelFunc // stops the lease and the schedules
@@ -244,11 +251,22 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if gc.Redact == nil {
 		gc.Redact = redactTokens
 	}
+	if o.Inspector {
+		// The page at "/" and its assets, stream and form under its prefix,
+		// watching the gateway through its observer hook.
+		s.inspector = inspector.New(inspector.Config{Redact: gc.Redact})
+		gc.Observer = teeObserver(gc.Observer, s.inspector)
+		gc.Home = s.inspector.Handler()
+		gc.APIs[inspector.PathPrefix] = gc.Home
+	}
 	gw, err := gateway.New(gc)
 	if err != nil {
 		return nil, err
 	}
 	s.Gateway = gw
+	if s.inspector != nil {
+		s.inspector.Attach(gw)
+	}
 
 	schedules, err := schedulesOf(tmpl, env, o.SweepEvery, o.Logger)
 	if err != nil {
@@ -310,16 +328,46 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if connectAuth != nil {
 		auth = "required: the handshake carries the token (" + connectAuth.LogicalID + " runs on $connect)"
 	}
+	inspectorLine := ""
+	if s.inspector != nil {
+		inspectorLine = "  Inspector      " + s.InspectorURL() + "\n"
+	}
 	s.Summary = fmt.Sprintf(`mastersocket local gateway: %s, %d routes, functions %s, store %s
   WebSocket      %s
   @connections   %s/@connections/{connectionId}
-  token          %s  (all groups)
+%s  token          %s  (all groups)
   connect auth   %s
 %s
-%s`, o.Template, len(routes), o.Functions, storeDesc, gw.URL(), gw.ManagementEndpoint(), s.Token, auth, sched.String(),
+%s`, o.Template, len(routes), o.Functions, storeDesc, gw.URL(), gw.ManagementEndpoint(), inspectorLine, s.Token, auth, sched.String(),
 		howToConnect(gw.URL(), s.Token, connectAuth != nil))
 	ok = true
 	return s, nil
+}
+
+// InspectorURL returns the address of the inspector page,
+// http://ADDR/, or "" when the run has no inspector (Options.Inspector).
+func (s *Server) InspectorURL() string {
+	if s.inspector == nil {
+		return ""
+	}
+	return "http://" + s.Gateway.Addr() + "/"
+}
+
+// teeObserver returns an observer that tells first, when there is one, and
+// then second.
+func teeObserver(first gateway.Observer, second gateway.Observer) gateway.Observer {
+	if first == nil {
+		return second
+	}
+	return observers{first, second}
+}
+
+type observers []gateway.Observer
+
+func (obs observers) Observe(o gateway.Observation) {
+	for _, ob := range obs {
+		ob.Observe(o)
+	}
 }
 
 // Close stops the gateway (closing every connection and running their
