@@ -1,6 +1,7 @@
 package template
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -402,6 +403,13 @@ func TestConnectAuthOffLeavesNoAuthorizerBehind(t *testing.T) {
 			t.Errorf("got resource %s, want none with ConnectAuth off", id)
 		}
 	}
+	// The operations resources are in the raw tree only (untypedResources).
+	res, _ := tpl.raw["Resources"].(map[string]any)
+	for _, id := range []string{"AuthorizerLogGroup", "AuthorizerErrorsAlarm"} {
+		if _, ok := res[id]; ok {
+			t.Errorf("got resource %s, want none with ConnectAuth off", id)
+		}
+	}
 	if got, want := tpl.FunctionIDs(), []string{"ConnectFunction", "DisconnectFunction", "FanOutFunction", "MessageFunction", "SweeperFunction"}; !slices.Equal(got, want) {
 		t.Errorf("functions: got %v, want %v", got, want)
 	}
@@ -411,6 +419,15 @@ func TestConnectAuthOffLeavesNoAuthorizerBehind(t *testing.T) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
+			tpl := tpl
+			if c.params != nil {
+				params := map[string]string{"ConnectAuth": "off"}
+				maps.Copy(params, c.params)
+				var err error
+				if tpl, err = LoadWithParameters(templatePath, params); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := c.fn(tpl, repoRoot); err != nil {
 				t.Error(err)
 			}

@@ -29,6 +29,12 @@
 //
 // SAM Globals are merged into each function the way SAM merges them (see
 // Functions); goformation parses them but does not merge them.
+//
+// CFN leaves out what nothing here reads and goformation would refuse the
+// template for: the resources of untypedResources (log groups, alarms, the
+// dashboard, the API Gateway account setting and IAM roles) and the
+// function properties of untypedFunctionProperties (LoggingConfig). The
+// template's checks read them from the raw tree.
 package template
 
 import (
@@ -176,7 +182,9 @@ func ParseWithParameters(data []byte, dir string, overrides map[string]string) (
 	// CloudFormation accepts them as strings: do the same.
 	stringifyEnvironment(raw)
 	restore := setAsideRenderedNumbers(raw)
+	restoreUntyped := setAsideUntyped(raw)
 	normalised, err := json.Marshal(raw)
+	restoreUntyped()
 	restore()
 	if err != nil {
 		return nil, err
@@ -245,6 +253,67 @@ func renderSub(_ string, input, _ any) any {
 		})
 	}
 	return nil
+}
+
+// untypedResources are the resource types that the typed template
+// (Template.CFN) leaves out: nothing in the emulator reads them, and
+// goformation types their numbers as numbers (RetentionInDays, Threshold),
+// so a Ref to a parameter, rendered "ref:X", would refuse the whole
+// template. The raw tree keeps them, for the template's checks.
+var untypedResources = map[string]bool{
+	"AWS::Logs::LogGroup":        true,
+	"AWS::CloudWatch::Alarm":     true,
+	"AWS::CloudWatch::Dashboard": true,
+	"AWS::ApiGateway::Account":   true,
+	"AWS::IAM::Role":             true,
+}
+
+// untypedFunctionProperties are the properties of AWS::Serverless::Function
+// (and of Globals.Function) that goformation's type does not know and would
+// refuse the whole template for.
+var untypedFunctionProperties = []string{"LoggingConfig"}
+
+// setAsideUntyped removes from raw the resources of untypedResources and the
+// function properties of untypedFunctionProperties, and returns what puts
+// them back: the typed template goes without them, the raw tree keeps them.
+func setAsideUntyped(raw map[string]any) (restore func()) {
+	var undo []func()
+	res, _ := raw["Resources"].(map[string]any)
+	for id, r := range res {
+		m, _ := r.(map[string]any)
+		if typ, _ := m["Type"].(string); untypedResources[typ] {
+			undo = append(undo, func() { res[id] = r })
+			delete(res, id)
+		}
+	}
+	props := []map[string]any{}
+	if g, ok := raw["Globals"].(map[string]any); ok {
+		if f, ok := g["Function"].(map[string]any); ok {
+			props = append(props, f)
+		}
+	}
+	for _, r := range res {
+		m, _ := r.(map[string]any)
+		if m["Type"] != "AWS::Serverless::Function" {
+			continue
+		}
+		if p, ok := m["Properties"].(map[string]any); ok {
+			props = append(props, p)
+		}
+	}
+	for _, p := range props {
+		for _, k := range untypedFunctionProperties {
+			if v, ok := p[k]; ok {
+				undo = append(undo, func() { p[k] = v })
+				delete(p, k)
+			}
+		}
+	}
+	return func() {
+		for _, u := range undo {
+			u()
+		}
+	}
 }
 
 // setAsideRenderedNumbers removes from raw the stage route settings whose

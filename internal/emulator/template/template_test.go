@@ -77,6 +77,8 @@ var (
 		"LOG_LEVEL":           "ref:LogLevel",
 		// The deadline the message function enforces and the sweeper too.
 		"IDENTIFY_TIMEOUT_SECONDS": "ref:IdentifyTimeoutSeconds",
+		// One metric namespace per stack (internal/telemetry).
+		"METRICS_NAMESPACE": "Mastersocket/${AWS::StackName}",
 	}
 	wantParameters = map[string]string{
 		"StageName":       "prod",
@@ -93,6 +95,11 @@ var (
 		// Authenticate at the handshake unless told otherwise.
 		"ConnectAuth":            "required",
 		"AuthorizerCacheSeconds": "30",
+		// Operations (docs/OPERATIONS.md).
+		"LogRetentionDays":          "30",
+		"AlarmTopicArn":             "",
+		"FailedDeliveriesThreshold": "10",
+		"ApiGatewayCloudWatchRole":  "existing",
 	}
 	wantTable = tableSpec{
 		Billing: "PAY_PER_REQUEST",
@@ -113,33 +120,42 @@ type check func(tpl *Template, root string) error
 var checks = []struct {
 	name string
 	fn   check
+	// params overrides parameter defaults for the check: the template is
+	// loaded with them (nil: the defaults).
+	params map[string]string
 }{
-	{"parameters", checkParameters},
-	{"routes", checkRoutes},
-	{"stage", checkStage},
-	{"redeploy", checkRedeploy},
-	{"authorizer", checkAuthorizer},
-	{"code", checkCode},
-	{"runtime", checkRuntime},
-	{"policies", checkPolicies},
-	{"permissions", checkPermissions},
-	{"table", checkTable},
-	{"outputs", checkOutputs},
-	{"environment", checkEnvironment},
-	{"schedule", checkSchedule},
-	{"fanout", checkFanOut},
-	{"throttling", checkThrottling},
+	{"parameters", checkParameters, nil},
+	{"routes", checkRoutes, nil},
+	{"stage", checkStage, nil},
+	{"redeploy", checkRedeploy, nil},
+	{"authorizer", checkAuthorizer, nil},
+	{"code", checkCode, nil},
+	{"runtime", checkRuntime, nil},
+	{"policies", checkPolicies, nil},
+	{"permissions", checkPermissions, nil},
+	{"table", checkTable, nil},
+	{"outputs", checkOutputs, nil},
+	{"environment", checkEnvironment, nil},
+	{"schedule", checkSchedule, nil},
+	{"fanout", checkFanOut, nil},
+	{"throttling", checkThrottling, nil},
+	{"logs", checkLogs, nil},
+	{"access-log", checkAccessLog, nil},
+	{"cloudwatch-role", checkCloudWatchRole, map[string]string{"ApiGatewayCloudWatchRole": "create"}},
+	{"alarms", checkAlarms, nil},
+	{"alarm-actions", checkAlarmActions, map[string]string{"AlarmTopicArn": testTopicArn}},
+	{"metrics", checkMetrics, nil},
 }
 
-func checkByName(t *testing.T, name string) check {
+func checkByName(t *testing.T, name string) (check, map[string]string) {
 	t.Helper()
 	for _, c := range checks {
 		if c.name == name {
-			return c.fn
+			return c.fn, c.params
 		}
 	}
 	t.Fatalf("no check %q", name)
-	return nil
+	return nil, nil
 }
 
 func loadTemplate(t *testing.T) *Template {
@@ -155,6 +171,13 @@ func TestTemplate(t *testing.T) {
 	tpl := loadTemplate(t)
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
+			tpl := tpl
+			if c.params != nil {
+				var err error
+				if tpl, err = LoadWithParameters(templatePath, c.params); err != nil {
+					t.Fatalf("LoadWithParameters(%s, %v): %v", templatePath, c.params, err)
+				}
+			}
 			if err := c.fn(tpl, repoRoot); err != nil {
 				t.Error(err)
 			}
@@ -329,8 +352,8 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 		},
 		{
 			name: "ConnectFunction may manage connections",
-			old:  "      Description: mastersocket $connect\n      Policies:\n",
-			new: "      Description: mastersocket $connect\n      Policies:\n" +
+			old:  "      LogGroup: !Ref ConnectLogGroup\n      Policies:\n",
+			new: "      LogGroup: !Ref ConnectLogGroup\n      Policies:\n" +
 				"        - Statement:\n" +
 				"            - Effect: Allow\n" +
 				"              Action: execute-api:ManageConnections\n" +
@@ -487,6 +510,215 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 			old:  "MaxValue: 131072", new: "MaxValue: 1048576",
 			check: "parameters", wantErr: "MaxMessageBytes",
 		},
+		// ------------------------------------------------- operations
+		{
+			name: "a function's log group kept for ever",
+			old:  "      RetentionInDays: !Ref LogRetentionDays\n", new: "",
+			check: "logs", wantErr: `log group ConnectLogGroup: got RetentionInDays ""`,
+		},
+		{
+			name:  "the access log kept for ever",
+			old:   "      LogGroupName: !Sub \"/aws/apigateway/${AWS::StackName}/access\"\n      RetentionInDays: !Ref LogRetentionDays\n",
+			new:   "      LogGroupName: !Sub \"/aws/apigateway/${AWS::StackName}/access\"\n",
+			check: "logs", wantErr: `log group AccessLogGroup: got RetentionInDays ""`,
+		},
+		{
+			name: "logs kept ten years by default",
+			old:  "    Default: 30\n    # The values both", new: "    Default: 3653\n    # The values both",
+			check: "logs", wantErr: `parameter LogRetentionDays: got default "3653"`,
+		},
+		{
+			name: "a retention CloudWatch Logs refuses",
+			old:  "AllowedValues: [1, 3, 5,", new: "AllowedValues: [1, 2, 3, 5,",
+			check: "logs", wantErr: "parameter LogRetentionDays: got allowed values",
+		},
+		{
+			name: "a function without LoggingConfig",
+			old:  "      LoggingConfig:\n        LogGroup: !Ref MessageLogGroup\n", new: "",
+			check: "logs", wantErr: "function MessageFunction: got no LoggingConfig",
+		},
+		{
+			name: "a function logging to a group the stack does not manage",
+			old:  "LogGroup: !Ref FanOutLogGroup", new: "LogGroup: /aws/lambda/fanout",
+			check: "logs", wantErr: `function FanOutFunction: got LoggingConfig.LogGroup "/aws/lambda/fanout"`,
+		},
+		{
+			name: "two functions in one log group",
+			old:  "LogGroup: !Ref DisconnectLogGroup", new: "LogGroup: !Ref ConnectLogGroup",
+			check: "logs", wantErr: "log group ConnectLogGroup: got functions ConnectFunction and DisconnectFunction",
+		},
+		{
+			name: "Lambda's JSON log format",
+			old:  "        LogGroup: !Ref SweeperLogGroup\n", new: "        LogGroup: !Ref SweeperLogGroup\n        LogFormat: JSON\n",
+			check: "logs", wantErr: `function SweeperFunction: got LogFormat "JSON"`,
+		},
+		{
+			name:  "the authorizer's log group without its condition",
+			old:   "  AuthorizerLogGroup:\n    Type: AWS::Logs::LogGroup\n    Condition: ConnectAuthRequired\n",
+			new:   "  AuthorizerLogGroup:\n    Type: AWS::Logs::LogGroup\n",
+			check: "logs", wantErr: `log group AuthorizerLogGroup: got Condition "", want "ConnectAuthRequired"`,
+		},
+		{
+			name:  "no access log",
+			old:   "      AccessLogSettings:\n        DestinationArn: !Sub \"arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${AccessLogGroup}\"\n        Format: >-\n",
+			new:   "      Tags:\n        format: >-\n",
+			check: "access-log", wantErr: "stage Stage: got no AccessLogSettings",
+		},
+		{
+			name: "an access log that is not JSON",
+			old:  "        Format: >-\n          {", new: "        Format: >-\n          $context.requestId {",
+			check: "access-log", wantErr: "want one JSON object",
+		},
+		{
+			name: "an access log without the connection id",
+			old:  "\"connectionId\":\"$context.connectionId\",\n          ", new: "",
+			check: "access-log", wantErr: `access log field connectionId: got "", want "$context.connectionId"`,
+		},
+		{
+			// $context.integrationErrorMessage is an HTTP API's variable, not a
+			// WebSocket API's.
+			name: "the integration error of another variable",
+			old:  "$context.integration.error", new: "$context.integrationErrorMessage",
+			check: "access-log", wantErr: "access log field integrationError",
+		},
+		{
+			name: "an access log to a group the stack does not manage",
+			old:  "log-group:${AccessLogGroup}\"", new: "log-group:elsewhere\"",
+			check: "access-log", wantErr: "stage Stage: got DestinationArn",
+		},
+		{
+			name: "an access log destination ending in :*",
+			old:  "DestinationArn: !Sub \"arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${AccessLogGroup}\"", new: "DestinationArn: !GetAtt AccessLogGroup.Arn",
+			check: "access-log", wantErr: `stage Stage: got DestinationArn "getatt:AccessLogGroup.Arn"`,
+		},
+		{
+			name: "the region's CloudWatch role replaced by default",
+			old:  "    Default: existing\n", new: "    Default: create\n",
+			check: "cloudwatch-role", wantErr: `parameter ApiGatewayCloudWatchRole: got default "create"`,
+		},
+		{
+			name:  "the region's account setting deleted with the stack",
+			old:   "    Condition: CreateApiGatewayCloudWatchRole\n    DeletionPolicy: Retain\n    UpdateReplacePolicy: Retain\n    Properties:\n      CloudWatchRoleArn",
+			new:   "    Condition: CreateApiGatewayCloudWatchRole\n    UpdateReplacePolicy: Retain\n    Properties:\n      CloudWatchRoleArn",
+			check: "cloudwatch-role", wantErr: `account setting ApiGatewayAccount: got DeletionPolicy ""`,
+		},
+		{
+			name:  "the region's CloudWatch role deleted with the stack",
+			old:   "    Condition: CreateApiGatewayCloudWatchRole\n    DeletionPolicy: Retain\n    UpdateReplacePolicy: Retain\n    Properties:\n      AssumeRolePolicyDocument",
+			new:   "    Condition: CreateApiGatewayCloudWatchRole\n    Properties:\n      AssumeRolePolicyDocument",
+			check: "cloudwatch-role", wantErr: `role ApiGatewayCloudWatchLogsRole: got DeletionPolicy ""`,
+		},
+		{
+			name:  "a stage that does not wait for the account setting",
+			old:   "      Description: !If\n        - CreateApiGatewayCloudWatchRole\n        - !Sub \"mastersocket stage (access log role set by ${ApiGatewayAccount})\"\n        - mastersocket stage\n",
+			new:   "      Description: mastersocket stage\n",
+			check: "cloudwatch-role", wantErr: "stage Stage: got no reference to ApiGatewayAccount",
+		},
+		{
+			name: "no error alarm for the sweeper",
+			old:  "          Value: !Ref SweeperFunction\n      Statistic", new: "          Value: !Ref ConnectFunction\n      Statistic",
+			check: "alarms", wantErr: "got no alarm on AWS/Lambda Errors FunctionName=ref:SweeperFunction",
+		},
+		{
+			name: "throttles of the message function unwatched",
+			old:  "                  Value: !Ref MessageFunction\n", new: "                  Value: !Ref ConnectFunction\n",
+			check: "alarms", wantErr: "got no alarm on AWS/Lambda Throttles FunctionName=ref:MessageFunction",
+		},
+		{
+			name: "integration latency alarm at the limit itself",
+			old:  "Threshold: 25000", new: "Threshold: 29000",
+			check: "alarms", wantErr: "alarm IntegrationLatencyAlarm: got IntegrationLatency Maximum above 29000",
+		},
+		{
+			name: "no data as a breach",
+			old:  "TreatMissingData: notBreaching", new: "TreatMissingData: breaching",
+			check: "alarms", wantErr: `alarm ConnectErrorsAlarm: got TreatMissingData "breaching"`,
+		},
+		{
+			name: "the failure queue's alarm cleared by silence",
+			old:  "TreatMissingData: ignore", new: "TreatMissingData: notBreaching",
+			check: "alarms", wantErr: `alarm FanOutFailuresAlarm: got TreatMissingData "notBreaching", want ignore`,
+		},
+		{
+			name: "failed deliveries threshold fixed",
+			old:  "Threshold: !Ref FailedDeliveriesThreshold", new: "Threshold: 100",
+			check: "alarms", wantErr: `alarm FailedDeliveriesAlarm: got Threshold "100"`,
+		},
+		{
+			name: "alarm actions without a topic",
+			old:  "      AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n", new: "      AlarmActions: [!Ref AlarmTopicArn]\n",
+			check: "alarms", wantErr: "alarm ConnectErrorsAlarm: got AlarmActions",
+		},
+		{
+			name: "an alarm that never says OK",
+			old:  "      OKActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n", new: "",
+			check: "alarm-actions", wantErr: "alarm ConnectErrorsAlarm: got OKActions [] with AlarmTopicArn set",
+		},
+		{
+			name: "an alarm notifying another topic",
+			old:  "      AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n", new: "      AlarmActions: [\"arn:aws:sns:us-east-1:123456789012:other\"]\n",
+			check: "alarm-actions", wantErr: "alarm ConnectErrorsAlarm: got AlarmActions [arn:aws:sns:us-east-1:123456789012:other]",
+		},
+		{
+			name: "messages searched without their target",
+			old:  ",Stage,Op,Target} ", new: ",Stage,Op} ",
+			check: "metrics", wantErr: "Messages: got dimensions [Op Stage], want exactly [Op Stage Target]",
+		},
+		{
+			name: "a metric the functions do not emit",
+			old:  `"DeliveriesGone", "Stage"`, new: `"DeliveriesLost", "Stage"`,
+			check: "metrics", wantErr: `got metric "DeliveriesLost", want one of telemetry.Catalogue`,
+		},
+		{
+			name:  "a catalogue metric missing from the dashboard",
+			old:   `["Mastersocket/${AWS::StackName}", "ConnectionsLive", "Stage", "${StageName}"]`,
+			new:   `["AWS/SQS", "NumberOfMessagesSent", "QueueName", "${FanOutFailures.QueueName}"]`,
+			check: "metrics", wantErr: "dashboard: got no ConnectionsLive",
+		},
+		{
+			name:  "fan-out duration without its target",
+			old:   `"FanOutDuration", "Stage", "${StageName}", "Target", "GROUP", {"stat": "Average"`,
+			new:   `"FanOutDuration", "Stage", "${StageName}", {"stat": "Average"`,
+			check: "metrics", wantErr: "FanOutDuration: got dimensions [Stage], want exactly [Stage Target]",
+		},
+		{
+			name:  "an open dimension fixed on the dashboard",
+			old:   `{"expression": "SEARCH('{\"Mastersocket/${AWS::StackName}\",Stage,Outcome} Stage=\"${StageName}\" MetricName=\"Identifies\"', 'Sum', 60)", "id": "identifies"}`,
+			new:   `"Mastersocket/${AWS::StackName}", "Identifies", "Stage", "${StageName}", "Outcome", "ok"`,
+			check: "metrics", wantErr: `Identifies: got a fixed Outcome "ok"`,
+		},
+		{
+			name: "a metric of another namespace",
+			old:  `"Mastersocket/${AWS::StackName}", "ConnectionsOpened"`, new: `"Mastersocket", "ConnectionsOpened"`,
+			check: "metrics", wantErr: `ConnectionsOpened: got namespace "Mastersocket", want "Mastersocket/stack"`,
+		},
+		{
+			name: "functions emitting to another namespace",
+			old:  `METRICS_NAMESPACE: !Sub "Mastersocket/${AWS::StackName}"`, new: `METRICS_NAMESPACE: !Sub "Bus/${AWS::StackName}"`,
+			check: "metrics", wantErr: `got namespace "Mastersocket/stack", want "Bus/stack"`,
+		},
+		{
+			name:  "an alarm on a metric without its Stage",
+			old:   "      MetricName: DeliveriesThrottled\n      Dimensions:\n        - Name: Stage\n          Value: !Ref StageName\n",
+			new:   "      MetricName: DeliveriesThrottled\n",
+			check: "metrics", wantErr: "alarm DeliveriesThrottledAlarm: DeliveriesThrottled: got dimensions [], want exactly [Stage]",
+		},
+		{
+			name:  "an alarm on another stage",
+			old:   "      MetricName: DeliveriesFailed\n      Dimensions:\n        - Name: Stage\n          Value: !Ref StageName\n",
+			new:   "      MetricName: DeliveriesFailed\n      Dimensions:\n        - Name: Stage\n          Value: dev\n",
+			check: "metrics", wantErr: `alarm FailedDeliveriesAlarm: DeliveriesFailed: got Stage "dev", want the stage's name "prod"`,
+		},
+		{
+			name: "an API Gateway metric without its stage",
+			old:  `"ConnectCount", "ApiId", "${WebSocketApi}", "Stage", "${StageName}"`, new: `"ConnectCount", "ApiId", "${WebSocketApi}"`,
+			check: "metrics", wantErr: "AWS/ApiGateway ConnectCount: got dimensions [ApiId], want [ApiId Stage]",
+		},
+		{
+			name: "a dashboard body that is not JSON",
+			old:  `"view": "timeSeries", "stat": "Sum", "period": 60,`, new: `"view": "timeSeries", "stat": "Sum", "period": 60,,`,
+			check: "metrics", wantErr: "DashboardBody is not JSON",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -498,11 +730,12 @@ func TestChecksCatchBrokenTemplates(t *testing.T) {
 			if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			tpl, err := Load(path)
+			fn, params := checkByName(t, tc.check)
+			tpl, err := LoadWithParameters(path, params)
 			if err != nil {
 				t.Fatalf("Load(broken template): %v", err)
 			}
-			err = checkByName(t, tc.check)(tpl, repoRoot)
+			err = fn(tpl, repoRoot)
 			switch {
 			case err == nil:
 				t.Errorf("check %s: got no error, want one containing %q", tc.check, tc.wantErr)
