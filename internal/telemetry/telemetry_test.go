@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,28 @@ func TestTheCatalogueIsComplete(t *testing.T) {
 			t.Errorf("%s is defined twice", def.Name)
 		}
 		names[def.Name] = true
+	}
+}
+
+// docs/OPERATIONS.md lists every metric as the code writes it: its name,
+// unit, dimensions and the functions that write it.
+func TestTheOperationsGuideListsTheCatalogue(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if name, ok := strings.CutPrefix(line, "| `"); ok {
+			if name, rest, ok := strings.Cut(name, "` | "); ok {
+				rows[name] = rest
+			}
+		}
+	}
+	for _, def := range Catalogue {
+		want := def.Unit + " | " + strings.Join(def.Dimensions, ", ") + " | " + strings.Join(def.Functions, ", ") + " | "
+		if got, ok := rows[def.Name]; !ok || !strings.HasPrefix(got, want) {
+			t.Errorf("docs/OPERATIONS.md's row of %s: %q, want it to start %q", def.Name, got, want)
+		}
 	}
 }
