@@ -53,10 +53,11 @@ func TestReportOfAFullRun(t *testing.T) {
 		{"|   message first answer ", "| 27 ms ", "| 21 ms ", "| 1.29 "},
 		{"|   GROUP-10 ", "| 120 µs ", "| 1 ms ", "| 0.12 ", "39.1 KiB, 600 allocs"},
 		{"|   p99 latency ", "| 12 ms ", "| 3 ms (p50) ", "| 4 "},
+		{"|   deliveries per second, inspector page on ", "| 16,000 ", "| 20,000 (off) ", "| 0.8 ", "50 µs of CPU per delivery (off: 40)"},
 		{"|   token reads per storm ", "| 1 ", "| 1,000 ", "| 0.001 "},
 		{"|   GetConnection calls per sweep ", "| 10,000 ", "| 10,000 items ", "| 1 "},
 		{"|   bound=16 ", "| not measured ", "BenchmarkGroupFanOutSlowSender/bound=16 absent"},
-		{"40 of 43 rows measured."},
+		{"41 of 44 rows measured."},
 	} {
 		if !lineWith(stdout, row...) {
 			t.Errorf("the table has no row with %q:\n%s", row, stdout)

@@ -28,7 +28,8 @@ func fanOutName(mode string, n int) string {
 const (
 	coldStartPrefix = "BenchmarkColdStart/"
 	coldStartFloor  = coldStartPrefix + "floor"
-	localGateway    = "BenchmarkLocalGatewayGroupFanOut"
+	localGateway    = "BenchmarkLocalGatewayGroupFanOut/inspector=off"
+	localInspected  = "BenchmarkLocalGatewayGroupFanOut/inspector=on"
 	sweepCost       = "BenchmarkSweepCost"
 
 	fanOutPlotFile = "fanout-time.png"
@@ -38,7 +39,7 @@ const (
 // knownNames returns the names of every benchmark the report reads, but
 // the cold-start ones, whose function names come from the input.
 var knownNames = sync.OnceValue(func() map[string]bool {
-	k := map[string]bool{localGateway: true, sweepCost: true}
+	k := map[string]bool{localGateway: true, localInspected: true, sweepCost: true}
 	for _, d := range []string{"ours", "scan"} {
 		for _, c := range dynamoCases {
 			k[dynamoName(d, c)] = true
@@ -440,6 +441,25 @@ func localGatewayGroup(run *Run) Group {
 		}
 		g.Rows = append(g.Rows, row)
 	}
+	// What the inspector page, on by default in `make run`, costs.
+	row = Row{Name: "deliveries per second, inspector page on", Ours: notMeasured, Comp: "—", Ratio: "—"}
+	if on := run.Results[localInspected]; on != nil {
+		if v, ok := on.Metric("deliveries/s"); ok {
+			row.Ours = fmtNum(v)
+			if rate > 0 {
+				row.Comp = fmtNum(rate) + " (off)"
+				row.Ratio = fmtRatio(v, rate)
+				row.Measured = true
+			}
+		}
+		if cpu, ok := on.Metric("cpu-us/delivery"); ok {
+			row.Note = fmtNum(cpu) + " µs of CPU per delivery"
+			if off, ok := r.Metric("cpu-us/delivery"); ok {
+				row.Note += " (off: " + fmtNum(off) + ")"
+			}
+		}
+	}
+	g.Rows = append(g.Rows, row)
 	return g
 }
 

@@ -32,10 +32,18 @@ import (
 // per delivery (cpu-us/delivery, clients included: the figure that other
 // work on the machine disturbs least).
 func BenchmarkLocalGatewayGroupFanOut(b *testing.B) {
+	// `make run` serves the inspector page unless --inspector=false; the
+	// page need not be open for it to record the traffic.
+	b.Run("inspector=off", func(b *testing.B) { benchGroupFanOut(b, false) })
+	b.Run("inspector=on", func(b *testing.B) { benchGroupFanOut(b, true) })
+}
+
+func benchGroupFanOut(b *testing.B, inspector bool) {
 	const members, window = 1000, 1
 	s, err := localrun.Start(context.Background(), localrun.Options{
 		Addr: "127.0.0.1:0", Template: "../../../template.yaml", Token: e2eToken,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Inspector: inspector,
 	})
 	if err != nil {
 		b.Fatal(err)
