@@ -32,10 +32,14 @@ func startRun(t *testing.T, withInspector bool) *localrun.Server {
 	return startRunWith(t, localrun.Options{Inspector: withInspector})
 }
 
-// startRunWith is startRun with more options.
+// startRunWith is startRun with more options; Addr, when not set, is a
+// free port of 127.0.0.1.
 func startRunWith(t *testing.T, o localrun.Options) *localrun.Server {
 	t.Helper()
-	o.Addr, o.Template, o.Token, o.BuildDir, o.SweepEvery = "127.0.0.1:0", "../../../template.yaml", testToken, t.TempDir(), -1
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	o.Template, o.Token, o.BuildDir, o.SweepEvery = "../../../template.yaml", testToken, t.TempDir(), -1
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := localrun.Start(context.Background(), o)
 	if err != nil {
@@ -342,6 +346,47 @@ func TestTheInspectorPageShowsServicesAndSendsFramesInChromium(t *testing.T) {
 			t.Fatalf("screenshot: %v", err)
 		}
 		t.Logf("screenshot: %s", path)
+	}
+}
+
+// TestAPageLeftOpenAcrossARestartShowsTheNewRun restarts the gateway on
+// its port under an open page: the page reconnects by itself and shows the
+// new run's connections and log, none of the old run's, though the new
+// run's entries are numbered from 1 again.
+func TestAPageLeftOpenAcrossARestartShowsTheNewRun(t *testing.T) {
+	ctx := browser(t)
+	first := startRun(t, true)
+	do(t, ctx, "open the inspector", chromedp.Navigate(first.InspectorURL()))
+	waitFor(t, ctx, "that live updates are on", `() => document.querySelector('#live').innerText === 'live'`)
+	// More entries in the first run than the second will have.
+	var old []*service
+	for range 3 {
+		old = append(old, connect(t, first, "old"))
+	}
+	waitFor(t, ctx, "the first run's three connections",
+		`() => document.querySelectorAll('#connections tbody tr[data-service]').length === 3`)
+	firstRun := eval[string](t, ctx, `document.body.dataset.run`)
+	addr := first.Addr()
+	// The client would reconnect to the second run: these services stop.
+	for _, v := range old {
+		v.Close()
+	}
+	first.Close()
+
+	second := startRunWith(t, localrun.Options{Inspector: true, Addr: addr})
+	b := connect(t, second, "new")
+	waitFor(t, ctx, "the second run's connection and log alone",
+		`(sid) => {
+			const conns = [...document.querySelectorAll('#connections tbody tr[data-service]')];
+			if (conns.length !== 1 || conns[0].dataset.service !== sid) return false;
+			const id = conns[0].cells[0].innerText;
+			const log = [...document.querySelectorAll('#log tbody tr')];
+			return log.length > 0 && log.every(r => r.dataset.conn === id) &&
+				log.some(r => r.dataset.op === 'CONNECT') &&
+				document.querySelector('#live').innerText === 'live';
+		}`, b.ID())
+	if run := eval[string](t, ctx, `document.body.dataset.run`); run == firstRun || run == "" {
+		t.Errorf("the page's run is %q after the restart, the first run was %q", run, firstRun)
 	}
 }
 

@@ -213,19 +213,26 @@ const (
 	keepaliveEvery = 15 * time.Second
 )
 
-// serveEvents streams server-sent events: "state" (the connections and
-// groups, when they change), "entry" (each log entry, after those the page
-// already has: since=SEQ, or Last-Event-ID) and "dropped" (how many entries
-// this stream had to drop).
+// serveEvents streams server-sent events: "reset" (the page's log is of
+// another run of the gateway, or ahead of this one's: clear it), "state"
+// (the connections and groups, when they change), "entry" (each log entry,
+// after those the page already has) and "dropped" (how many entries this
+// stream had to drop).
+//
+// An entry's event id is RUN:SEQ. The page names the last entry it has as
+// run=RUN&since=SEQ; the browser's Last-Event-ID, when it reconnects,
+// overrides them.
 func (in *Inspector) serveEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	// The gateway's HTTP server bounds the reading of a request; a stream
 	// lasts longer.
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
+	q := r.URL.Query()
+	run := q.Get("run")
+	since, _ := strconv.ParseUint(q.Get("since"), 10, 64)
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		since, _ = strconv.ParseUint(id, 10, 64)
+		run, since = parseEventID(id)
 	}
 	sub := &subscriber{ch: make(chan Entry, in.cfg.StreamSize)}
 	in.mu.Lock()
@@ -233,6 +240,12 @@ func (in *Inspector) serveEvents(w http.ResponseWriter, r *http.Request) {
 		in.mu.Unlock()
 		http.Error(w, "inspector: the gateway is stopping", http.StatusServiceUnavailable)
 		return
+	}
+	// A page that has entries of another run, or more than this run has
+	// (its numbers restarted), is sent everything, after a reset.
+	reset := (since > 0 || run != "") && (run != in.run || since > in.seq)
+	if reset {
+		since = 0
 	}
 	var backlog []Entry
 	for _, e := range in.log.all() {
@@ -259,7 +272,7 @@ func (in *Inspector) serveEvents(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(v)
 		buf.WriteString("event: " + name + "\n")
 		if id > 0 {
-			buf.WriteString("id: " + strconv.FormatUint(id, 10) + "\n")
+			buf.WriteString("id: " + in.run + ":" + strconv.FormatUint(id, 10) + "\n")
 		}
 		buf.WriteString("data: ")
 		buf.Write(b)
@@ -272,6 +285,12 @@ func (in *Inspector) serveEvents(w http.ResponseWriter, r *http.Request) {
 		_, err := w.Write(buf.Bytes())
 		buf.Reset()
 		return err == nil && rc.Flush() == nil
+	}
+	// A browser reconnects a second after the stream ends (the gateway
+	// restarting), not the default three.
+	buf.WriteString("retry: 1000\n\n")
+	if reset {
+		event("reset", 0, map[string]string{"run": in.run})
 	}
 	event("state", 0, st)
 	for _, e := range backlog {
@@ -321,6 +340,17 @@ func (in *Inspector) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// parseEventID reads an entry's event id, RUN:SEQ; an id without a run
+// (of an older page) has run "".
+func parseEventID(id string) (run string, seq uint64) {
+	run, n, ok := strings.Cut(id, ":")
+	if !ok {
+		run, n = "", id
+	}
+	seq, _ = strconv.ParseUint(n, 10, 64)
+	return run, seq
 }
 
 // sendRequest is the form's POST: send Frame as the connection (As

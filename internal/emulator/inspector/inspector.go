@@ -43,6 +43,10 @@ const (
 	DefaultStreamSize = 256
 	// MaxBodyShown is how much of a frame's body an entry keeps.
 	MaxBodyShown = 2 << 10
+	// MaxFieldShown is how much of a frame's event name, message id or
+	// target, or of an invocation's error, an entry keeps: a client may send
+	// long ones, and the ring holds hundreds of entries.
+	MaxFieldShown = 256
 )
 
 // PathPrefix is the inspector's reserved path prefix on the gateway's port:
@@ -83,6 +87,10 @@ type Config struct {
 // PathPrefix), then Attach the gateway.
 type Inspector struct {
 	cfg Config
+
+	// run names this inspector among the runs of the gateway, so that a
+	// page left open across a restart knows its log is of another run.
+	run string
 
 	mu      sync.Mutex
 	gw      Gateway
@@ -164,6 +172,7 @@ func New(cfg Config) *Inspector {
 	}
 	return &Inspector{
 		cfg:   cfg,
+		run:   strconv.FormatInt(time.Now().UnixNano(), 36),
 		conns: make(map[string]*connState),
 		log:   ring{max: cfg.LogSize},
 		errs:  ring{max: cfg.ErrorSize},
@@ -301,7 +310,7 @@ func (in *Inspector) Observe(o gateway.Observation) {
 		e.Dir, e.Op, e.Error = "in", "INVOKE FAILED", true
 		e.Via = o.Route + " → " + o.Function
 		if o.Err != nil {
-			e.Status = in.cfg.Redact(o.Err.Error())
+			e.Status = clip(in.cfg.Redact(o.Err.Error()), MaxFieldShown)
 		}
 	default:
 		return
@@ -332,15 +341,20 @@ func (in *Inspector) shown(b []byte) string {
 	if len(b) > 64<<10 { // not worth decoding to redact: cut first, redact the text
 		b = b[:64<<10]
 	}
-	s := in.cfg.Redact(string(b))
-	if len(s) > MaxBodyShown {
-		cut := MaxBodyShown
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+	return clip(in.cfg.Redact(string(b)), MaxBodyShown)
+}
+
+// clip returns s cut to at most max bytes, on a character's start, and
+// marked with "…" when it was cut.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // decodeFrame reads a frame's envelope, or nil when it is not a JSON object.
@@ -356,7 +370,8 @@ func decodeFrame(b []byte) *protocol.Frame {
 	return &f.Frame
 }
 
-// describe fills an entry's op, target, event and message id from a frame.
+// describe fills an entry's op, target, event and message id from a frame,
+// each cut to MaxFieldShown.
 func describe(e *Entry, f *protocol.Frame) {
 	switch {
 	case f == nil && e.Body == "" && e.Size > 0:
@@ -366,12 +381,14 @@ func describe(e *Entry, f *protocol.Frame) {
 		e.Op = "(not a frame)"
 		return
 	}
-	e.Op, e.Event, e.ID = f.Op.String(), f.Event, f.ID
+	e.Op = f.Op.String()
+	e.Event, e.ID = clip(f.Event, MaxFieldShown), clip(f.ID, MaxFieldShown)
 	if f.Intent != nil {
-		e.Target = string(f.Intent.Target)
+		t := string(f.Intent.Target)
 		if f.Intent.Target != protocol.TargetGlobal && f.Intent.Identifier != "" {
-			e.Target += ":" + f.Intent.Identifier
+			t += ":" + f.Intent.Identifier
 		}
+		e.Target = clip(t, MaxFieldShown)
 	}
 }
 
@@ -443,7 +460,9 @@ type State struct {
 	Groups      []GroupView      `json:"groups"`
 	Log         []Entry          `json:"-"`
 	Errors      []Entry          `json:"-"`
-	Seq         uint64           `json:"seq"`
+	// Run names the gateway's run; Seq is its last entry's number.
+	Run string `json:"run"`
+	Seq uint64 `json:"seq"`
 }
 
 // Snapshot returns the connections, oldest first, the groups by name, and
@@ -459,7 +478,7 @@ func (in *Inspector) Snapshot() State {
 // stateLocked returns the connections and groups; in.mu is held.
 func (in *Inspector) stateLocked() State {
 	const clock = "15:04:05"
-	st := State{Seq: in.seq, Connections: []ConnectionView{}, Groups: []GroupView{}}
+	st := State{Run: in.run, Seq: in.seq, Connections: []ConnectionView{}, Groups: []GroupView{}}
 	conns := make([]*connState, 0, len(in.conns))
 	for _, c := range in.conns {
 		conns = append(conns, c)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mastersocket/mastersocket/internal/emulator/gateway"
 )
@@ -274,4 +275,90 @@ func TestTheStreamTellsASlowBrowserHowManyEntriesItLost(t *testing.T) {
 	}
 	in.Close()
 	<-done
+}
+
+// stream opens the inspector's live stream with a request's query and
+// Last-Event-ID, and returns what it wrote within a moment.
+func stream(t *testing.T, in *Inspector, query, lastEventID string) string {
+	t.Helper()
+	b := &stuckBrowser{header: http.Header{}, release: make(chan struct{})}
+	close(b.release)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:3001"+PathPrefix+"events"+query, nil)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	in.Handler().ServeHTTP(b, req)
+	return b.written()
+}
+
+// entryIDs returns the ids of a stream's entries, in order.
+func entryIDs(out string) []string {
+	var ids []string
+	for _, ev := range strings.Split(out, "\n\n") {
+		if !strings.HasPrefix(ev, "event: entry\n") {
+			continue
+		}
+		for _, line := range strings.Split(ev, "\n") {
+			if id, ok := strings.CutPrefix(line, "id: "); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+func TestAPageOfAnotherRunIsSentTheWholeLogAfterAReset(t *testing.T) {
+	in := New(Config{})
+	in.Attach(fakeGateway{})
+	for range 3 {
+		feed(in, gateway.Observation{Kind: gateway.ObservedMessage, ConnectionID: "A=", Body: []byte(`{"op":3}`)})
+	}
+	run := in.Snapshot().Run
+	all := []string{run + ":1", run + ":2", run + ":3"}
+	for _, tc := range []struct {
+		name, query, lastEventID string
+		reset                    bool
+		ids                      []string
+	}{
+		{"a new page", "", "", false, all},
+		{"a page of this run", "?run=" + run + "&since=2", "", false, all[2:]},
+		{"a reconnection in this run", "?run=" + run + "&since=0", run + ":1", false, all[1:]},
+		{"a page of another run, further on", "?run=old&since=7", "", true, all},
+		{"a page of another run, not as far", "?run=old&since=1", "", true, all},
+		{"a reconnection after a restart", "?run=" + run + "&since=0", "old:9", true, all},
+		{"a page ahead of this run", "?run=" + run + "&since=9", "", true, all},
+	} {
+		out := stream(t, in, tc.query, tc.lastEventID)
+		if got := strings.Contains(out, "event: reset\ndata: {\"run\":\""+run+"\"}\n"); got != tc.reset {
+			t.Errorf("%s: reset %v, want %v:\n%s", tc.name, got, tc.reset, out)
+		}
+		if got := entryIDs(out); strings.Join(got, " ") != strings.Join(tc.ids, " ") {
+			t.Errorf("%s: entries %v, want %v", tc.name, got, tc.ids)
+		}
+	}
+	if other := New(Config{}).Snapshot().Run; other == run {
+		t.Errorf("two inspectors share the run %q", run)
+	}
+}
+
+func TestLongEventsIDsTargetsAndErrorsAreCut(t *testing.T) {
+	in := New(Config{})
+	long := strings.Repeat("é", 50<<10)
+	frame := `{"op":0,"event":"` + long + `","id":"` + long + `","intent":{"target":"DIRECT","identifier":"` + long + `"}}`
+	feed(in,
+		gateway.Observation{Kind: gateway.ObservedMessage, ConnectionID: "A=", Body: []byte(frame)},
+		gateway.Observation{Kind: gateway.ObservedInvokeError, ConnectionID: "A=", Err: errors.New(long)},
+	)
+	log := in.Snapshot().Log
+	e, failed := log[0], log[1]
+	for name, v := range map[string]string{"event": e.Event, "id": e.ID, "target": e.Target, "invocation error": failed.Status} {
+		if len(v) > MaxFieldShown+len("…") || !strings.HasSuffix(v, "…") || !utf8.ValidString(v) {
+			t.Errorf("the %s is kept as %d bytes (valid UTF-8 %v), want at most %d and marked as cut", name, len(v), utf8.ValidString(v), MaxFieldShown)
+		}
+	}
+	if !strings.HasPrefix(e.Target, "DIRECT:éé") {
+		t.Errorf("the target reads %.20q", e.Target)
+	}
 }

@@ -93,7 +93,17 @@
     }
   }
 
+  // reset empties the log and the errors: what they hold is of another run
+  // of the gateway, whose entries are sent again from the first.
+  function reset(r) {
+    $("#log tbody").replaceChildren();
+    $("#errors tbody").replaceChildren();
+    document.body.dataset.run = r.run;
+    document.body.dataset.seq = "0";
+  }
+
   function addEntry(e) {
+    // Entries are numbered within a run; a reset comes first on a new one.
     if (document.querySelector('#log tr[data-seq="' + e.seq + '"]')) return;
     const tr = document.createElement("tr");
     tr.className = e.dir + (e.error ? " error" : "");
@@ -151,9 +161,17 @@
 
   function connect() {
     const live = $("#live");
-    const es = new EventSource("/_inspector/events?since=" + (document.body.dataset.seq || "0"));
+    const b = document.body.dataset;
+    const es = new EventSource("/_inspector/events?run=" + encodeURIComponent(b.run || "") + "&since=" + (b.seq || "0"));
     es.addEventListener("open", () => { live.textContent = "live"; live.className = "live on"; });
-    es.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live off"; });
+    es.addEventListener("error", () => {
+      live.textContent = "reconnecting…";
+      live.className = "live off";
+      // The browser gives up on a stream answered with an error (a gateway
+      // stopping): start a new one, from the entries the page has.
+      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 1000);
+    });
+    es.addEventListener("reset", (m) => reset(JSON.parse(m.data)));
     es.addEventListener("state", (m) => renderState(JSON.parse(m.data)));
     es.addEventListener("entry", (m) => addEntry(JSON.parse(m.data)));
     es.addEventListener("dropped", (m) => {
