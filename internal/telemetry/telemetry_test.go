@@ -143,6 +143,36 @@ func TestLogLinesCarryTheRecordsIDs(t *testing.T) {
 	check(ds[2], map[string]any{"function": "message"})
 }
 
+func TestTheIDsStayTopLevelInALoggerWithGroups(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(LogHandler(slog.NewJSONHandler(&buf, nil))).With("function", "fanout").
+		WithGroup("batch").With("size", 3).WithGroup("post")
+	rec := NewRecord("prod", "req-1", "conn-1")
+	rec.SetService("svc-1")
+	log.InfoContext(NewContext(context.Background(), rec), "gone", "status", 410)
+	log.Info("without a context", "status", 200)
+	ds := docs(t, buf.Bytes())
+	if len(ds) != 2 {
+		t.Fatalf("%d lines:\n%s", len(ds), buf.Bytes())
+	}
+	for i, d := range ds {
+		batch, _ := d["batch"].(map[string]any)
+		post, _ := batch["post"].(map[string]any)
+		if d["function"] != "fanout" || batch["size"] != 3.0 || post["status"] == nil {
+			t.Errorf("line %d lost its groups: %v", i, d)
+		}
+		if _, ok := batch["requestId"]; ok {
+			t.Errorf("line %d has the ids inside its group: %v", i, d)
+		}
+	}
+	if d := ds[0]; d["requestId"] != "req-1" || d["connectionId"] != "conn-1" || d["serviceId"] != "svc-1" {
+		t.Errorf("the ids are not top-level keys: %v", d)
+	}
+	if _, ok := ds[1]["requestId"]; ok {
+		t.Errorf("a line without a record has ids: %v", ds[1])
+	}
+}
+
 func TestTheCatalogueIsComplete(t *testing.T) {
 	names := map[string]bool{}
 	for m, def := range Catalogue {
