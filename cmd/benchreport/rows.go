@@ -381,7 +381,7 @@ const billingIncrement = 1e6
 func handlerGroup(run *Run) Group {
 	g := Group{
 		Title:      "Handler CPU and allocations per message",
-		Unit:       "time, bytes and allocations per message in the message function's handler",
+		Unit:       "time, bytes and allocations per message in the message function's handler, its metric document included",
 		Comparison: "1 ms, Lambda's billing increment",
 	}
 	for _, op := range handlerOps {
