@@ -157,10 +157,7 @@ func (e *Emitter) appendDoc(b []byte, rec *Record, ts int64, set [numMetrics]boo
 	}
 	// The ids, which make the line findable in the logs; they are not
 	// dimensions, so they cost no metric.
-	for _, id := range [...]struct{ k, v string }{
-		{LogRequestID, rec.requestID}, {LogConnectionID, rec.connectionID},
-		{LogServiceID, rec.serviceID}, {LogMessageID, rec.messageID},
-	} {
+	for _, id := range rec.idsLocked() {
 		if id.v != "" {
 			b = appendMember(b, id.k, id.v)
 		}

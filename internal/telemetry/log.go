@@ -55,10 +55,7 @@ func (l *logHandler) Handle(ctx context.Context, r slog.Record) error {
 		return l.handler().Handle(ctx, r)
 	}
 	rec.mu.Lock()
-	ids := [...]struct{ k, v string }{
-		{LogRequestID, rec.requestID}, {LogConnectionID, rec.connectionID},
-		{LogServiceID, rec.serviceID}, {LogMessageID, rec.messageID},
-	}
+	ids := rec.idsLocked()
 	rec.mu.Unlock()
 	attrs := make([]slog.Attr, 0, len(ids))
 	for _, id := range ids {

@@ -174,3 +174,14 @@ func (r *Record) FanOut(target string, recipients int, d time.Duration) {
 	r.set[FanOutRecipients], r.set[FanOutDuration] = true, true
 	r.mu.Unlock()
 }
+
+// logID is an id that log lines and metric documents carry, by its key.
+type logID struct{ k, v string }
+
+// idsLocked returns the record's ids; r.mu is held.
+func (r *Record) idsLocked() [4]logID {
+	return [...]logID{
+		{LogRequestID, r.requestID}, {LogConnectionID, r.connectionID},
+		{LogServiceID, r.serviceID}, {LogMessageID, r.messageID},
+	}
+}

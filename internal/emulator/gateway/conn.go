@@ -222,27 +222,18 @@ func (c *conn) send(op ws.OpCode, payload []byte) error {
 }
 
 // reply queues a frame the gateway itself sends (a route response, an
-// error). It never waits: when the client has left its queue full (it is
-// not reading), the gateway drops the client, as it drops one that leaves a
-// frame unread for WriteTimeout, so that a client that does not read costs
-// only itself and never holds an invocation slot.
-// It returns send's error.
-func (c *conn) reply(payload []byte) error {
+// error), and reports it to the observer as sent via via. It never waits:
+// when the client has left its queue full (it is not reading), the gateway
+// drops the client, as it drops one that leaves a frame unread for
+// WriteTimeout, so that a client that does not read costs only itself and
+// never holds an invocation slot.
+func (c *conn) reply(payload []byte, via string) {
 	err := c.send(ws.OpText, payload)
 	if errors.Is(err, errBusy) {
 		c.g.log.Info("SLOW", "conn", c.id, "queued", len(c.out), "bytes", c.queued.Load())
 		c.shutdown(0, "", closeAbnormal, "")
 	}
-	return err
-}
-
-// replyObserved is reply, reported to the observer, if any, as a frame
-// sent via via.
-func (c *conn) replyObserved(payload []byte, via string) {
-	err := c.reply(payload)
-	if c.g.cfg.Observer != nil {
-		c.g.observe(Observation{Kind: ObservedSend, ConnectionID: c.id, Via: via, Body: payload, Size: len(payload), Status: sendStatus(err)})
-	}
+	c.g.observe(Observation{Kind: ObservedSend, ConnectionID: c.id, Via: via, Body: payload, Size: len(payload), Status: sendStatus(err)})
 }
 
 // gatewayMessage is the JSON API Gateway sends for its own errors
@@ -522,9 +513,7 @@ func (c *conn) shutdown(sendCode ws.StatusCode, sendReason string, discCode int,
 			c.nc.Close()
 			return
 		}
-		if c.g.cfg.Observer != nil {
-			c.g.observe(Observation{Kind: ObservedClose, ConnectionID: c.id, Code: discCode, Reason: discReason})
-		}
+		c.g.observe(Observation{Kind: ObservedClose, ConnectionID: c.id, Code: discCode, Reason: discReason})
 		go func() {
 			defer c.g.sessions.Done()
 			c.g.disconnect(c, discCode, discReason)
@@ -537,14 +526,12 @@ func (c *conn) shutdown(sendCode ws.StatusCode, sendReason string, discCode int,
 // injected says that Inject handed it in.
 func (g *Gateway) handleMessage(c *conn, msg []byte, injected bool) {
 	route, ok := g.route(msg)
-	if g.cfg.Observer != nil {
-		g.observe(Observation{Kind: ObservedMessage, ConnectionID: c.id, Route: route.Key, Function: route.Function,
-			Injected: injected, Body: msg, Size: len(msg)})
-	}
+	g.observe(Observation{Kind: ObservedMessage, ConnectionID: c.id, Route: route.Key, Function: route.Function,
+		Injected: injected, Body: msg, Size: len(msg)})
 	ev := g.messageEvent(c, route.Key, msg)
 	if !ok {
 		g.log.Info("MESSAGE", "conn", c.id, "route", "(none)", "status", 403)
-		c.replyObserved(gatewayMessage("Forbidden", c.id, ev.RequestContext.RequestID), ViaGateway)
+		c.reply(gatewayMessage("Forbidden", c.id, ev.RequestContext.RequestID), ViaGateway)
 		return
 	}
 	start := time.Now()
@@ -555,19 +542,17 @@ func (g *Gateway) handleMessage(c *conn, msg []byte, injected bool) {
 	}
 	if err != nil {
 		g.log.Info("MESSAGE", append(attrs, errAttr(err))...)
-		if g.cfg.Observer != nil {
-			g.observe(Observation{Kind: ObservedInvokeError, ConnectionID: c.id, Route: route.Key, Function: route.Function, Err: err})
-		}
+		g.observe(Observation{Kind: ObservedInvokeError, ConnectionID: c.id, Route: route.Key, Function: route.Function, Err: err})
 		text := "Internal server error"
 		if errors.Is(err, context.DeadlineExceeded) {
 			text = "Endpoint request timed out"
 		}
-		c.replyObserved(gatewayMessage(text, c.id, ev.RequestContext.RequestID), ViaGateway)
+		c.reply(gatewayMessage(text, c.id, ev.RequestContext.RequestID), ViaGateway)
 		return
 	}
 	g.log.Info("MESSAGE", attrs...)
 	if route.RouteResponse && resp.Body != "" {
-		c.replyObserved([]byte(resp.Body), ViaRouteResponse)
+		c.reply([]byte(resp.Body), ViaRouteResponse)
 	}
 }
 
@@ -581,7 +566,7 @@ func (g *Gateway) disconnect(c *conn, code int, reason string) {
 	ev := g.disconnectEvent(c, code, reason)
 	start := time.Now()
 	resp, err := g.invoke(g.ctx, c, route, &ev, "DISCONNECT")
-	if err != nil && g.cfg.Observer != nil {
+	if err != nil {
 		g.observe(Observation{Kind: ObservedInvokeError, ConnectionID: c.id, Route: route.Key, Function: route.Function, Err: err})
 	}
 	g.log.Info("DISCONNECT", "conn", c.id, "code", code, "reason", reason, "function", route.Function,

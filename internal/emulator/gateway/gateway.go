@@ -409,9 +409,7 @@ func (g *Gateway) Close() error {
 		g.mu.Lock()
 		g.closing = true
 		g.mu.Unlock()
-		if g.cfg.Observer != nil {
-			g.observe(Observation{Kind: ObservedShutdown})
-		}
+		g.observe(Observation{Kind: ObservedShutdown})
 		g.hsCancel()
 		g.handshakes.Wait() // handshakes under way finish: connected or refused
 		g.mu.RLock()

@@ -181,10 +181,9 @@ func (g *Gateway) handshake(nc net.Conn, br *bufio.Reader, req *request) {
 		}
 	}
 	b.WriteString("\r\n")
-	if g.cfg.Observer != nil { // before any post can reach it
-		g.observe(Observation{Kind: ObservedOpen, ConnectionID: c.id, SourceIP: c.sourceIP, UserAgent: c.userAgent,
-			ConnectedAt: c.connectedAt, Authorizer: c.authorizer})
-	}
+	// The observer learns of the connection before any post can reach it.
+	g.observe(Observation{Kind: ObservedOpen, ConnectionID: c.id, SourceIP: c.sourceIP, UserAgent: c.userAgent,
+		ConnectedAt: c.connectedAt, Authorizer: c.authorizer})
 	// Usable from now on: a post queues behind the 101, which goes first.
 	c.markOpen()
 	g.log.Info("CONNECT", "conn", c.id, "function", g.routes["$connect"].Function, "status", status, "duration", ms(dur), "from", c.sourceIP)

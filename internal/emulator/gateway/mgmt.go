@@ -63,30 +63,25 @@ func (g *Gateway) postToConnection(w http.ResponseWriter, r *http.Request, id st
 	if size > max {
 		awsError(w, http.StatusRequestEntityTooLarge, "PayloadTooLargeException",
 			"Request body exceeds the maximum size of "+strconv.Itoa(max)+" bytes")
-		g.logCall("POST", id, http.StatusRequestEntityTooLarge, size)
-		g.observeCall(ObservedSend, id, http.StatusRequestEntityTooLarge, nil, size)
+		g.called("POST", id, http.StatusRequestEntityTooLarge, nil, size)
 		return
 	}
 	c, ok := g.lookup(id)
 	if !ok {
 		awsError(w, http.StatusGone, "GoneException", "")
-		g.logCall("POST", id, http.StatusGone, len(body))
-		g.observeCall(ObservedSend, id, http.StatusGone, body, len(body))
+		g.called("POST", id, http.StatusGone, body, len(body))
 		return
 	}
 	switch err := c.send(ws.OpText, body); {
 	case errors.Is(err, errBusy):
 		awsError(w, http.StatusTooManyRequests, "LimitExceededException", "the client is not reading fast enough")
-		g.logCall("POST", id, http.StatusTooManyRequests, len(body))
-		g.observeCall(ObservedSend, id, http.StatusTooManyRequests, body, len(body))
+		g.called("POST", id, http.StatusTooManyRequests, body, len(body))
 	case err != nil:
 		awsError(w, http.StatusGone, "GoneException", "")
-		g.logCall("POST", id, http.StatusGone, len(body))
-		g.observeCall(ObservedSend, id, http.StatusGone, body, len(body))
+		g.called("POST", id, http.StatusGone, body, len(body))
 	default:
 		w.WriteHeader(http.StatusOK)
-		g.logCall("POST", id, http.StatusOK, len(body))
-		g.observeCall(ObservedSend, id, http.StatusOK, body, len(body))
+		g.called("POST", id, http.StatusOK, body, len(body))
 	}
 }
 
@@ -114,7 +109,7 @@ func (g *Gateway) getConnection(w http.ResponseWriter, id string) {
 	c, ok := g.lookup(id)
 	if !ok {
 		awsError(w, http.StatusGone, "GoneException", "")
-		g.logCall("GET", id, http.StatusGone, 0)
+		g.called("GET", id, http.StatusGone, nil, 0)
 		return
 	}
 	type identity struct {
@@ -128,41 +123,34 @@ func (g *Gateway) getConnection(w http.ResponseWriter, id string) {
 		Identity     identity `json:"identity"`
 		LastActiveAt string   `json:"lastActiveAt"`
 	}{iso(c.connectedAt), identity{c.sourceIP, c.userAgent}, iso(time.Unix(0, c.lastReceived.Load()))})
-	g.logCall("GET", id, http.StatusOK, 0)
+	g.called("GET", id, http.StatusOK, nil, 0)
 }
 
 func (g *Gateway) deleteConnection(w http.ResponseWriter, id string) {
 	c, ok := g.lookup(id)
 	if !ok {
 		awsError(w, http.StatusGone, "GoneException", "")
-		g.logCall("DELETE", id, http.StatusGone, 0)
-		g.observeCall(ObservedDelete, id, http.StatusGone, nil, 0)
+		g.called("DELETE", id, http.StatusGone, nil, 0)
 		return
 	}
 	c.shutdown(closeNormal, "", int(closeNormal), "Connection Closed Normally")
 	w.WriteHeader(http.StatusNoContent)
-	g.logCall("DELETE", id, http.StatusNoContent, 0)
-	g.observeCall(ObservedDelete, id, http.StatusNoContent, nil, 0)
+	g.called("DELETE", id, http.StatusNoContent, nil, 0)
 }
 
-// observeCall reports a POST or DELETE to the observer, if any.
-func (g *Gateway) observeCall(kind ObservationKind, id string, status int, body []byte, size int) {
-	if g.cfg.Observer != nil {
-		o := Observation{Kind: kind, ConnectionID: id, Status: status, Body: body, Size: size}
-		if kind == ObservedSend {
-			o.Via = ViaPost
-		}
-		g.observe(o)
+// called logs a management API call (always when it failed, and every call
+// with Verbose) and reports a POST or a DELETE to the observer: body is a
+// POST's, size its size in bytes.
+func (g *Gateway) called(method, id string, status int, body []byte, size int) {
+	if status >= 300 || g.cfg.Verbose {
+		g.log.Info("@connections", "method", method, "conn", id, "status", status, "bytes", size)
 	}
-}
-
-// logCall logs a management API call: always when it failed, and every call
-// in verbose mode.
-func (g *Gateway) logCall(method, id string, status, size int) {
-	if status < 300 && !g.cfg.Verbose {
-		return
+	switch method {
+	case http.MethodPost:
+		g.observe(Observation{Kind: ObservedSend, ConnectionID: id, Via: ViaPost, Status: status, Body: body, Size: size})
+	case http.MethodDelete:
+		g.observe(Observation{Kind: ObservedDelete, ConnectionID: id, Status: status})
 	}
-	g.log.Info("@connections", "method", method, "conn", id, "status", status, "bytes", size)
 }
 
 // ManagementTransport returns an http.RoundTripper that serves requests with

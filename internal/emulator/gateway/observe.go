@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -97,6 +98,9 @@ type Observation struct {
 
 // observe reports o to the observer, if there is one, with the time.
 func (g *Gateway) observe(o Observation) {
+	if g.cfg.Observer == nil {
+		return
+	}
 	o.Time = time.Now()
 	g.cfg.Observer.Observe(o)
 }
@@ -158,7 +162,7 @@ func (c *Config) checkReserved() error {
 		if prefix == "" || prefix == "/" {
 			return fmt.Errorf("localgw: API prefix %q would take every path: give it a folder of its own", prefix)
 		}
-		if len(stagePath) >= len(prefix) && stagePath[:len(prefix)] == prefix {
+		if strings.HasPrefix(stagePath, prefix) {
 			return fmt.Errorf("localgw: stage %q is reserved: its paths are served by the API at %s", c.Stage, prefix)
 		}
 	}

@@ -181,11 +181,11 @@ func ParseWithParameters(data []byte, dir string, overrides map[string]string) (
 	// unquoted number or boolean in YAML would fail the whole parse.
 	// CloudFormation accepts them as strings: do the same.
 	stringifyEnvironment(raw)
-	restore := setAsideRenderedNumbers(raw)
-	restoreUntyped := setAsideUntyped(raw)
+	var a aside
+	setAsideRenderedNumbers(raw, &a)
+	setAsideUntyped(raw, &a)
 	normalised, err := json.Marshal(raw)
-	restoreUntyped()
-	restore()
+	a.restore()
 	if err != nil {
 		return nil, err
 	}
@@ -273,17 +273,40 @@ var untypedResources = map[string]bool{
 // refuse the whole template for.
 var untypedFunctionProperties = []string{"LoggingConfig"}
 
-// setAsideUntyped removes from raw the resources of untypedResources and the
-// function properties of untypedFunctionProperties, and returns what puts
-// them back: the typed template goes without them, the raw tree keeps them.
-func setAsideUntyped(raw map[string]any) (restore func()) {
-	var undo []func()
+// aside is what was taken out of the raw tree for the typed template, to
+// be put back once it is parsed: the raw tree keeps everything.
+type aside []taken
+
+// taken is m[key], taken out.
+type taken struct {
+	m     map[string]any
+	key   string
+	value any
+}
+
+// take removes m[key], when it is there, and records it.
+func (a *aside) take(m map[string]any, key string) {
+	if v, ok := m[key]; ok {
+		*a = append(*a, taken{m, key, v})
+		delete(m, key)
+	}
+}
+
+// restore puts back what was taken.
+func (a aside) restore() {
+	for _, e := range a {
+		e.m[e.key] = e.value
+	}
+}
+
+// setAsideUntyped takes out of raw the resources of untypedResources and the
+// function properties of untypedFunctionProperties.
+func setAsideUntyped(raw map[string]any, a *aside) {
 	res, _ := raw["Resources"].(map[string]any)
 	for id, r := range res {
 		m, _ := r.(map[string]any)
 		if typ, _ := m["Type"].(string); untypedResources[typ] {
-			undo = append(undo, func() { res[id] = r })
-			delete(res, id)
+			a.take(res, id)
 		}
 	}
 	props := []map[string]any{}
@@ -303,31 +326,17 @@ func setAsideUntyped(raw map[string]any) (restore func()) {
 	}
 	for _, p := range props {
 		for _, k := range untypedFunctionProperties {
-			if v, ok := p[k]; ok {
-				undo = append(undo, func() { p[k] = v })
-				delete(p, k)
-			}
-		}
-	}
-	return func() {
-		for _, u := range undo {
-			u()
+			a.take(p, k)
 		}
 	}
 }
 
-// setAsideRenderedNumbers removes from raw the stage route settings whose
+// setAsideRenderedNumbers takes out of raw the stage route settings whose
 // numbers are rendered intrinsics ("ref:X"), which goformation types as
 // numbers and would refuse the whole template for (ThrottlingRateLimit,
-// ThrottlingBurstLimit), and returns what puts them back: the typed template
-// goes without them, the raw tree keeps them (see StageThrottling).
-func setAsideRenderedNumbers(raw map[string]any) (restore func()) {
-	type aside struct {
-		settings map[string]any
-		key      string
-		value    any
-	}
-	var set []aside
+// ThrottlingBurstLimit): the typed template goes without them, the raw
+// tree keeps them (see StageThrottling).
+func setAsideRenderedNumbers(raw map[string]any, a *aside) {
 	res, _ := raw["Resources"].(map[string]any)
 	for _, r := range res {
 		m, _ := r.(map[string]any)
@@ -344,16 +353,10 @@ func setAsideRenderedNumbers(raw map[string]any) (restore func()) {
 		for _, v := range settings {
 			rs, _ := v.(map[string]any)
 			for _, k := range []string{"ThrottlingRateLimit", "ThrottlingBurstLimit"} {
-				if val, isString := rs[k].(string); isString {
-					set = append(set, aside{rs, k, val})
-					delete(rs, k)
+				if _, isString := rs[k].(string); isString {
+					a.take(rs, k)
 				}
 			}
-		}
-	}
-	return func() {
-		for _, a := range set {
-			a.settings[a.key] = a.value
 		}
 	}
 }
